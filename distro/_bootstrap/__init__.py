@@ -1,0 +1,1 @@
+"""The folder ``execscope run`` puts first on ``PYTHONPATH``; see ``sitecustomize.py`` beside it."""

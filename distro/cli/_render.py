@@ -1,0 +1,160 @@
+"""Terminal rendering of traces and spans: trees and colour on a terminal, plain text when piped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from execscope.attributes import ARGS_PREFIX, RETURN_VALUE, STATE_DIFF
+
+_TTY_BRANCHES = ("├─ ", "└─ ", "│  ", "   ")
+_PLAIN_BRANCHES = ("|- ", "`- ", "|  ", "   ")
+
+
+def format_duration(ns: int) -> str:
+    if ns < 1_000:
+        return f"{ns}ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.1f}µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.2f}ms"
+    return f"{ns / 1_000_000_000:.3f}s"
+
+
+def format_time(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9).isoformat(sep=" ", timespec="milliseconds")
+
+
+def traces_table(traces: list[dict[str, Any]], color: bool) -> str:
+    header = ("TRACE ID", "ROOT", "SERVICE", "START", "DURATION", "SPANS", "ERRORS")
+    rows = [
+        (
+            trace["trace_id"],
+            trace["root_name"] or "?",
+            trace["service"] or "?",
+            format_time(trace["start_ns"]),
+            format_duration(trace["duration_ns"]),
+            str(trace["span_count"]),
+            str(trace["error_count"]),
+        )
+        for trace in traces
+    ]
+    lines = _table(header, rows)
+    if color:
+        lines[0] = click.style(lines[0], bold=True)
+        lines = [lines[0]] + [
+            click.style(line, fg="red") if trace["error_count"] else line
+            for line, trace in zip(lines[1:], traces, strict=True)
+        ]
+    return "\n".join(lines)
+
+
+def spans_table(spans: list[dict[str, Any]], color: bool) -> str:
+    header = ("START", "TRACE ID", "SPAN ID", "SERVICE", "NAME", "DURATION", "STATUS")
+    rows = [
+        (
+            format_time(span["start_ns"]),
+            span["trace_id"],
+            span["span_id"],
+            span["service"] or "?",
+            span["name"],
+            format_duration(span["duration_ns"]),
+            span["status"]["code"],
+        )
+        for span in spans
+    ]
+    lines = _table(header, rows)
+    if color:
+        lines[0] = click.style(lines[0], bold=True)
+    return "\n".join(lines)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
+
+
+def trace_tree(trace: dict[str, Any], color: bool) -> str:
+    """The span tree of one trace with each span's duration and what execscope captured for it."""
+    spans = trace["spans"]
+    ids = {span["span_id"] for span in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:
+        parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
+        children.setdefault(parent, []).append(span)
+    head = (
+        f"trace {trace['trace_id']}  {trace['service'] or '?'}  {format_time(trace['start_ns'])}  "
+        f"{format_duration(trace['duration_ns'])}  {trace['span_count']} spans, {trace['error_count']} errors"
+    )
+    lines = [click.style(head, bold=True) if color else head]
+    branches = _TTY_BRANCHES if color else _PLAIN_BRANCHES
+    _walk(children, None, "", lines, branches, color)
+    return "\n".join(lines)
+
+
+def _walk(
+    children: dict[str | None, list[dict[str, Any]]],
+    parent: str | None,
+    prefix: str,
+    lines: list[str],
+    branches: tuple[str, str, str, str],
+    color: bool,
+) -> None:
+    members = children.get(parent, [])
+    for index, span in enumerate(members):
+        last = index == len(members) - 1
+        error = span["status"]["code"] == "ERROR"
+        title = f"{span['name']}  {format_duration(span['duration_ns'])}"
+        if error:
+            title += "  ERROR" + (f": {span['status']['message']}" if span["status"]["message"] else "")
+        if color:
+            title = click.style(title, fg="red" if error else None, bold=parent is None)
+        lines.append(prefix + branches[1 if last else 0] + title)
+        detail_prefix = prefix + branches[3 if last else 2]
+        for detail in span_details(span):
+            lines.append(detail_prefix + (click.style(detail, dim=True) if color else detail))
+        _walk(children, span["span_id"], detail_prefix, lines, branches, color)
+
+
+def span_details(span: dict[str, Any]) -> Iterable[str]:
+    """Captured arguments, return value, state diff and exceptions, one line each."""
+    attributes = span["attributes"]
+    arguments = {key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)}
+    if arguments:
+        yield "args: " + ", ".join(f"{name}={value}" for name, value in arguments.items())
+    if RETURN_VALUE in attributes:
+        yield f"return: {attributes[RETURN_VALUE]}"
+    if STATE_DIFF in attributes:
+        yield "state: " + _state_diff(attributes[STATE_DIFF])
+    correlation = span.get("correlation_id")
+    if correlation:
+        yield f"correlation: {correlation}"
+    for event in span["events"]:
+        if event["name"] == "exception":
+            event_attributes = event["attributes"]
+            yield f"exception: {event_attributes.get('exception.type', '?')}: {event_attributes.get('exception.message', '')}"
+        else:
+            shown = ", ".join(f"{key}={value}" for key, value in event["attributes"].items())
+            yield f"event: {event['name']}" + (f" ({shown})" if shown else "")
+
+
+def _state_diff(value: Any) -> str:
+    """A state diff document (``{"changed": {k: [old, new]}, "added": {...}, "removed": {...}}``) in one line."""
+    try:
+        diff = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return str(value)
+    if not isinstance(diff, dict):
+        return str(value)
+    parts = []
+    for key, (old, new) in sorted((diff.get("changed") or {}).items()):
+        parts.append(f"{key}: {old} -> {new}")
+    for key, new in sorted((diff.get("added") or {}).items()):
+        parts.append(f"+{key}={new}")
+    for key in sorted(diff.get("removed") or {}):
+        parts.append(f"-{key}")
+    return "; ".join(parts) or "(unchanged)"

@@ -1,0 +1,34 @@
+"""The ``opentelemetry_distro`` entry point: ``OTEL_PYTHON_DISTRO=execscope``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry.instrumentation.dependencies import DependencyConflictError
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.util._importlib_metadata import EntryPoint
+
+_logger = logging.getLogger(__name__)
+
+
+class ExecscopeDistro(BaseDistro):  # type: ignore[misc]
+    """Loads contrib instrumentations like ``opentelemetry-instrument`` does, but one that fails
+    is reported once and skipped, so the others still load (contrib re-raises and stops)."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        # Settings are read by the configurator, which runs right after this; nothing to do here.
+        return None
+
+    def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
+        try:
+            super().load_instrumentor(entry_point, **kwargs)
+        except (ModuleNotFoundError, DependencyConflictError):
+            raise  # "library not installed" and version conflicts: contrib's loader skips these quietly
+        except Exception as error:
+            _logger.warning(
+                "execscope: instrumentation %r failed to load (%s: %s); skipped, the others still load",
+                entry_point.name,
+                type(error).__name__,
+                error,
+            )

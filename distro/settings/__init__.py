@@ -1,0 +1,27 @@
+"""execscope's own settings: one typed table, one precedence rule (explicit > env > file > default)."""
+
+from execscope.settings._loader import (
+    LoadedSettings,
+    Origin,
+    Problem,
+    get_settings,
+    load_settings,
+    settings_as_dict,
+    use_settings,
+)
+from execscope.settings._model import CONFIG_FILE_ENV, Settings, SettingSpec, format_value, setting_specs
+
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "LoadedSettings",
+    "Origin",
+    "Problem",
+    "SettingSpec",
+    "Settings",
+    "format_value",
+    "get_settings",
+    "load_settings",
+    "setting_specs",
+    "settings_as_dict",
+    "use_settings",
+]

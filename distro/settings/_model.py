@@ -1,0 +1,107 @@
+"""The one declarative table of execscope's own settings.
+
+Every setting is a field of :class:`Settings` declared with :func:`_setting`: its type, its
+default, its environment variable, its parser and its one line of documentation live in one
+place. The loader, ``execscope config``, the launcher's options and the README table are all
+generated from this table, so a setting is documented once and parsed by one helper.
+Standard ``OTEL_*`` variables are not repeated here: the SDK reads them with their usual meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from execscope.settings import _parsers as p
+
+ENV_PREFIX = "EXECSCOPE_"
+#: Names a settings file explicitly; it cannot itself come from a file, so it is not in the table.
+CONFIG_FILE_ENV = "EXECSCOPE_CONFIG"
+#: JSON object of explicit settings, set by ``execscope run`` for the program it starts.
+EXPLICIT_ENV = "EXECSCOPE__EXPLICIT"
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str, shown: str | None = None) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc, "shown": shown})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective execscope settings. Build it with :func:`execscope.settings.load_settings`."""
+
+    enabled: bool = _setting(
+        True, p.parse_bool, "Master switch. When false execscope sets nothing up and the program runs untraced."
+    )
+    store: Path = _setting(
+        Path(".execscope"),
+        p.parse_path,
+        "Directory of the embedded trace store; relative paths are taken from the working directory.",
+    )
+    store_export: str = _setting(
+        "auto",
+        p.parse_choice("auto", "always", "never"),
+        "When spans go to the embedded store: `auto` when no other trace exporter or OTLP endpoint is "
+        "configured, `always` in addition to any exporter, `never`.",
+    )
+    store_max_size_mb: int = _setting(
+        256, p.parse_positive_int, "Retention: the store deletes its oldest traces to stay under this size."
+    )
+    store_max_age: float = _setting(
+        7 * 86400.0,
+        p.parse_duration,
+        "Retention: traces older than this (`30s`, `12h`, `7d`, or seconds) are deleted.",
+        shown="7d",
+    )
+    sample_rate: float = _setting(
+        1.0,
+        p.parse_fraction,
+        "Fraction of traces kept (0 to 1) when `OTEL_TRACES_SAMPLER` is not set; "
+        "a sampled-in parent is always followed.",
+    )
+    plan: Path | None = _setting(
+        None, p.parse_readable_file, "Instrumentation plan file (TOML) for the auto-instrumentor."
+    )
+    log_level: str = _setting(
+        "warning", p.parse_log_level, "Level of execscope's own log messages (`debug` to `error`)."
+    )
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One row of the settings table, as the loader and the documentation see it."""
+
+    name: str
+    env: str
+    default: Any
+    parse: Callable[[Any], Any]
+    doc: str
+    shown_default: str
+
+
+def setting_specs() -> tuple[SettingSpec, ...]:
+    specs = []
+    for item in dataclasses.fields(Settings):
+        shown = item.metadata["shown"]
+        specs.append(
+            SettingSpec(
+                name=item.name,
+                env=ENV_PREFIX + item.name.upper(),
+                default=item.default,
+                parse=item.metadata["parse"],
+                doc=item.metadata["doc"],
+                shown_default=shown if shown is not None else format_value(item.default),
+            )
+        )
+    return tuple(specs)
+
+
+def format_value(value: Any) -> str:
+    """How a value is shown to people: in warnings, ``execscope config`` and the docs."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,1 @@
+"""Framework instrumentors execscope adds where opentelemetry-python-contrib has none."""

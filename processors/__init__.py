@@ -1,0 +1,1 @@
+"""Span processors of execscope's pipeline."""
