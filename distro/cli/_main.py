@@ -14,7 +14,7 @@ import click
 from execscope import _launcher
 from execscope._version import __version__
 from execscope.cli import _render
-from execscope.settings import format_value, get_settings, load_settings, setting_specs, settings_as_dict
+from execscope.settings import format_setting, get_settings, load_settings, setting_specs, settings_as_dict
 from execscope.settings._parsers import parse_duration
 from execscope.store import SpanFilter, TraceStore
 
@@ -105,7 +105,7 @@ def config(as_json: bool) -> None:
         click.echo(json.dumps(document, indent=2))
         return
     rows = [
-        (spec.name, format_value(values[spec.name]), loaded.origins[spec.name].describe()) for spec in specs
+        (spec.name, format_setting(spec.name, values[spec.name]), loaded.origins[spec.name].describe()) for spec in specs
     ]
     width = [max(len(row[i]) for row in rows) for i in range(2)]
     click.echo(f"settings file: {loaded.config_file or '(none)'}")

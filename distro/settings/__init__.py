@@ -9,7 +9,7 @@ from execscope.settings._loader import (
     settings_as_dict,
     use_settings,
 )
-from execscope.settings._model import CONFIG_FILE_ENV, Settings, SettingSpec, format_value, setting_specs
+from execscope.settings._model import CONFIG_FILE_ENV, Settings, SettingSpec, format_setting, format_value, setting_specs
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -18,6 +18,7 @@ __all__ = [
     "Problem",
     "SettingSpec",
     "Settings",
+    "format_setting",
     "format_value",
     "get_settings",
     "load_settings",

@@ -27,6 +27,7 @@ from execscope.settings._model import (
     EXPLICIT_ENV,
     Settings,
     SettingSpec,
+    format_setting,
     format_value,
     setting_specs,
 )
@@ -66,6 +67,8 @@ class Problem:
     used_instead: str
 
     def message(self) -> str:
+        if not self.used_instead:
+            return f"execscope: {self.where}={self.value!r} is not valid: {self.reason}; ignored"
         return f"execscope: {self.where}={self.value!r} is not valid: {self.reason}; using {self.used_instead}"
 
 
@@ -93,15 +96,15 @@ def load_settings(
     config_file, file_values = _read_config_file(environ, cwd, problems)
     explicit = dict(overrides) if overrides is not None else _explicit_from(environ, problems)
     for name in sorted(set(explicit) - set(by_name)):
-        problems.append(Problem(f"setting {name}", format_value(explicit[name]), "unknown setting", "nothing"))
+        problems.append(Problem(f"setting {name}", format_value(explicit[name]), "unknown setting", ""))
     for name in sorted(set(file_values) - set(by_name)):
         problems.append(
-            Problem(f"{config_file} key {name}", format_value(file_values[name]), "unknown setting", "nothing")
+            Problem(f"{config_file} key {name}", format_value(file_values[name]), "unknown setting", "")
         )
     for name in sorted(environ):
         known = name[len(ENV_PREFIX) :].lower() in by_name or name in _KNOWN_NON_SETTINGS
         if name.startswith(ENV_PREFIX) and not name.startswith(_INTERNAL_PREFIX) and not known:
-            problems.append(Problem(name, environ[name], "unknown setting", "nothing"))
+            problems.append(Problem(name, environ[name], "unknown setting", ""))
 
     values: dict[str, Any] = {}
     origins: dict[str, Origin] = {}
@@ -116,7 +119,7 @@ def load_settings(
         value, origin, rejected = _resolve(spec, candidates, cwd)
         values[spec.name] = value
         origins[spec.name] = origin
-        used = f"{format_value(value)} ({origin.describe()})"
+        used = f"{format_setting(spec.name, value)} ({origin.describe()})"
         for bad_origin, raw, reason in rejected:
             where = spec.env if bad_origin.kind == "env" else f"{spec.name} ({bad_origin.describe()})"
             problems.append(Problem(where, format_value(raw), reason, used))

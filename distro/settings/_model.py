@@ -24,8 +24,8 @@ CONFIG_FILE_ENV = "EXECSCOPE_CONFIG"
 EXPLICIT_ENV = "EXECSCOPE__EXPLICIT"
 
 
-def _setting(default: Any, parse: Callable[[Any], Any], doc: str, shown: str | None = None) -> Any:
-    return field(default=default, metadata={"parse": parse, "doc": doc, "shown": shown})
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,6 @@ class Settings:
         7 * 86400.0,
         p.parse_duration,
         "Retention: traces older than this (`30s`, `12h`, `7d`, or seconds) are deleted.",
-        shown="7d",
     )
     sample_rate: float = _setting(
         1.0,
@@ -84,7 +83,6 @@ class SettingSpec:
 def setting_specs() -> tuple[SettingSpec, ...]:
     specs = []
     for item in dataclasses.fields(Settings):
-        shown = item.metadata["shown"]
         specs.append(
             SettingSpec(
                 name=item.name,
@@ -92,10 +90,18 @@ def setting_specs() -> tuple[SettingSpec, ...]:
                 default=item.default,
                 parse=item.metadata["parse"],
                 doc=item.metadata["doc"],
-                shown_default=shown if shown is not None else format_value(item.default),
+                shown_default=format_setting(item.name, item.default),
             )
         )
     return tuple(specs)
+
+
+def format_setting(name: str, value: Any) -> str:
+    """How one setting's value is shown: durations in the units people write them in."""
+    parse = Settings.__dataclass_fields__[name].metadata["parse"]
+    if parse is p.parse_duration and isinstance(value, (int, float)):
+        return p.format_duration(value)
+    return format_value(value)
 
 
 def format_value(value: Any) -> str:

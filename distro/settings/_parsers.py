@@ -69,6 +69,15 @@ def parse_duration(raw: Any) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """The inverse of :func:`parse_duration` for display: the largest unit that divides evenly."""
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
 def parse_path(raw: Any) -> Path:
     text = str(raw).strip()
     if not text:

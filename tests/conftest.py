@@ -1,0 +1,52 @@
+"""Shared fixtures: clean environments for subprocesses, and helpers to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HELLO = REPO / "examples" / "hello" / "main.py"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The test process's environment without any OTEL_* / EXECSCOPE_* setting, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "EXECSCOPE_")) and key not in ("PYTHONPATH", "COLUMNS")
+    }
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def execscope(*args: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "execscope"), *map(str, args)], env=env, cwd=cwd)
+
+
+def execscope_json(*args: str | Path, env: dict[str, str], cwd: Path) -> Any:
+    result = execscope(*args, "--json", env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def env(store: Path) -> Iterator[dict[str, str]]:
+    yield clean_environment(EXECSCOPE_STORE=str(store))

@@ -1,0 +1,176 @@
+"""Programs run under `execscope run` and `opentelemetry-instrument` are recorded and behave as before."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, HELLO, execscope, execscope_json, run
+
+
+def hello_lines() -> list[str]:
+    return [
+        "sum of squares: 14",
+        "counter: 6",
+        "countdown: [3, 2, 1]",
+        "hello, execscope",
+        "caught: invalid literal for int() with base 10: 'eighty'",
+    ]
+
+
+def test_execscope_run_records_the_hello_example_in_the_store(env: dict[str, str], tmp_path: Path) -> None:
+    result = execscope("run", HELLO, env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == hello_lines()
+    assert result.stderr == ""
+    (listed,) = execscope_json("traces", env=env, cwd=tmp_path)
+    assert listed["root_name"] == "hello.main"
+    assert listed["service"] == "hello"
+    assert listed["span_count"] == 6
+    assert listed["error_count"] == 0
+    shown = execscope_json("show", listed["trace_id"], env=env, cwd=tmp_path)
+    by_name = {span["name"]: span for span in shown["spans"]}
+    assert set(by_name) == {"hello.main", "nested calls", "stateful counter", "generator", "async call", "caught exception"}
+    root_id = by_name["hello.main"]["span_id"]
+    assert all(span["parent_span_id"] == root_id for name, span in by_name.items() if name != "hello.main")
+    (exception,) = by_name["caught exception"]["events"]
+    assert exception["attributes"]["exception.type"] == "ValueError"
+    for span in shown["spans"]:
+        assert {"trace_id", "span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "attributes", "events"} <= set(span)
+
+
+def test_opentelemetry_instrument_selects_the_execscope_distro(env: dict[str, str], tmp_path: Path) -> None:
+    plain = run([str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(HELLO)], env=env, cwd=tmp_path)
+    chosen = run(
+        [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(HELLO)],
+        env={**env, "OTEL_PYTHON_DISTRO": "execscope", "OTEL_PYTHON_CONFIGURATOR": "execscope"},
+        cwd=tmp_path,
+    )
+
+    assert plain.returncode == chosen.returncode == 0, plain.stderr + chosen.stderr
+    assert plain.stdout.splitlines() == chosen.stdout.splitlines() == hello_lines()
+    listed = execscope_json("traces", env=env, cwd=tmp_path)
+    assert [trace["root_name"] for trace in listed] == ["hello.main", "hello.main"]
+
+
+def test_execscope_run_dash_m_runs_a_module_and_keeps_its_arguments_and_exit_code(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    package = tmp_path / "tool"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from opentelemetry import trace
+            with trace.get_tracer("tool").start_as_current_span("tool.main"):
+                print("args:", sys.argv[1:])
+            sys.exit(3)
+            """
+        )
+    )
+    result = execscope("run", "-m", "tool", "--flag", "value", env=env, cwd=tmp_path)
+
+    assert result.returncode == 3
+    assert result.stdout == "args: ['--flag', 'value']\n"
+    (listed,) = execscope_json("traces", env=env, cwd=tmp_path)
+    assert (listed["root_name"], listed["service"]) == ("tool.main", "tool")
+
+
+def test_the_applications_own_sitecustomize_still_runs(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['APP_SITECUSTOMIZE'] = 'ran'\n")
+    (tmp_path / "app.py").write_text(
+        "import os\nfrom opentelemetry import trace\n"
+        "with trace.get_tracer('app').start_as_current_span('app.main'):\n"
+        "    print(os.environ.get('APP_SITECUSTOMIZE'))\n"
+    )
+    result = execscope("run", "--", str(BIN / "python"), "app.py", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran\n"
+    assert [trace["root_name"] for trace in execscope_json("traces", env=env, cwd=tmp_path)] == ["app.main"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EXECSCOPE_SAMPLE_RATE", "abc"),
+        ("OTEL_TRACES_EXPORTER", "bogus"),
+        ("EXECSCOPE_PLAN", "/no/such/plan.toml"),
+        ("EXECSCOPE_STORE_MAX_AGE", "forever"),
+    ],
+)
+def test_a_bad_setting_gives_one_warning_and_the_program_runs_as_without_execscope(
+    env: dict[str, str], tmp_path: Path, variable: str, value: str
+) -> None:
+    result = execscope("run", HELLO, env={**env, variable: value}, cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == hello_lines()
+    (warning,) = result.stderr.splitlines()
+    assert variable in warning
+    assert repr(value) in warning
+    assert "using" in warning
+    assert len(execscope_json("traces", env=env, cwd=tmp_path)) == 1  # still recorded, to the store
+
+
+def test_a_failing_program_fails_exactly_as_it_would_without_execscope(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "crash.py").write_text("print('before')\nraise SystemExit('fatal: no config')\n")
+    bare = run([str(BIN / "python"), "crash.py"], env=env, cwd=tmp_path)
+    traced = execscope("run", "crash.py", env=env, cwd=tmp_path)
+    assert (traced.returncode, traced.stdout, traced.stderr) == (bare.returncode, bare.stdout, bare.stderr)
+
+
+def test_disabled_execscope_records_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    result = execscope("run", "--enabled", "false", HELLO, env=env, cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == hello_lines()
+    assert not Path(env["EXECSCOPE_STORE"]).exists()
+
+
+def test_an_instrumentation_that_fails_to_load_is_reported_once_and_the_others_still_load(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    info = plugins / "fake_instrumentations-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-instrumentations\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[opentelemetry_instrumentor]\nbroken = fake_instrumentations:Broken\nworking = fake_instrumentations:Working\n"
+    )
+    (plugins / "fake_instrumentations.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+            class Broken(BaseInstrumentor):
+                def instrumentation_dependencies(self):
+                    return []
+                def _instrument(self, **kwargs):
+                    raise RuntimeError("boom")
+                def _uninstrument(self, **kwargs):
+                    pass
+
+            class Working(BaseInstrumentor):
+                def instrumentation_dependencies(self):
+                    return []
+                def _instrument(self, **kwargs):
+                    os.environ["WORKING_INSTRUMENTED"] = "yes"
+                def _uninstrument(self, **kwargs):
+                    pass
+            """
+        )
+    )
+    (tmp_path / "app.py").write_text("import os\nprint(os.environ.get('WORKING_INSTRUMENTED'))\n")
+
+    result = execscope("run", "app.py", env={**env, "PYTHONPATH": str(plugins)}, cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stdout == "yes\n"
+    (warning,) = result.stderr.splitlines()
+    assert "'broken' failed to load (RuntimeError: boom)" in warning
