@@ -45,7 +45,9 @@ def choose_trace_exporters(environ: Mapping[str, str], store_export: str) -> Exp
     explicit_none = raw is not None and raw.strip().lower() == "none"
     if raw is not None and not explicit_none:
         requested = [name.strip() for name in raw.split(",") if name.strip()]
-    elif raw is None and (environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)):
+    elif raw is None and (
+        environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    ):
         requested = ["otlp"]
     else:
         requested = []
@@ -59,7 +61,9 @@ def choose_trace_exporters(environ: Mapping[str, str], store_export: str) -> Exp
             if resolved not in choice.names:
                 choice.names.append(resolved)
         else:
-            rejected.append((name, "no such trace exporter is installed (known: " + ", ".join(sorted(available)) + ")"))
+            rejected.append(
+                (name, "no such trace exporter is installed (known: " + ", ".join(sorted(available)) + ")")
+            )
 
     if store_export == "always":
         choice.store = True
@@ -85,9 +89,7 @@ def _resolve_otlp(name: str, environ: Mapping[str, str], choice: ExporterChoice)
         return _OTLP_BY_PROTOCOL["grpc"]
     resolved = _OTLP_BY_PROTOCOL.get(protocol.strip().lower())
     if resolved is None:
-        choice.problems.append(
-            Problem(variable, protocol, "expected grpc or http/protobuf", "grpc")
-        )
+        choice.problems.append(Problem(variable, protocol, "expected grpc or http/protobuf", "grpc"))
         return _OTLP_BY_PROTOCOL["grpc"]
     return resolved
 

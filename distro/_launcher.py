@@ -31,7 +31,9 @@ def child_environment(
             previous = {}
         previous = previous if isinstance(previous, dict) else {}
         env[EXPLICIT_ENV] = json.dumps({**previous, **explicit}, sort_keys=True)
-    path = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != BOOTSTRAP_DIR]
+    path = [
+        entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != BOOTSTRAP_DIR
+    ]
     # Like opentelemetry-instrument, the working directory is importable (programs such as Django's
     # manage.py rely on it), and the start-up hook comes first.
     if cwd not in path:

@@ -36,10 +36,14 @@ _install_lock = threading.Lock()
 _installed: TracerProvider | None = None
 
 #: Script names that say nothing about the program; the folder name is used instead.
-_GENERIC_SCRIPT_NAMES = frozenset({"main", "__main__", "app", "run", "server", "manage", "wsgi", "asgi", "cli"})
+_GENERIC_SCRIPT_NAMES = frozenset(
+    {"main", "__main__", "app", "run", "server", "manage", "wsgi", "asgi", "cli"}
+)
 
 
-def install(overrides: Mapping[str, Any] | None = None, *, auto_instrumentation_version: str | None = None) -> bool:
+def install(
+    overrides: Mapping[str, Any] | None = None, *, auto_instrumentation_version: str | None = None
+) -> bool:
     """Set up tracing once per process. Returns True when execscope's provider is installed."""
     global _installed
     with _install_lock:
@@ -61,7 +65,9 @@ def install(overrides: Mapping[str, Any] | None = None, *, auto_instrumentation_
             _init_other_signals(provider.resource)
             return True
         except Exception:  # fail open: the host program must start whatever happens here
-            _logger.warning("execscope: tracing could not be set up; the program runs untraced", exc_info=True)
+            _logger.warning(
+                "execscope: tracing could not be set up; the program runs untraced", exc_info=True
+            )
             return False
 
 
@@ -71,7 +77,9 @@ def build_tracer_provider(
     settings = loaded.settings
     choice = choose_trace_exporters(environ, settings.store_export)
     report_problems(LoadedSettings(settings, loaded.origins, tuple(choice.problems), loaded.config_file))
-    provider = TracerProvider(resource=build_resource(environ, auto_instrumentation_version), sampler=_sampler(settings, environ))
+    provider = TracerProvider(
+        resource=build_resource(environ, auto_instrumentation_version), sampler=_sampler(settings, environ)
+    )
     exporters = [load_exporter(name) for name in choice.names]
     if choice.store:
         from execscope.store import StoreSpanExporter
@@ -85,16 +93,22 @@ def build_tracer_provider(
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
     _logger.debug(
-        "execscope: exporting spans to %s", ", ".join(choice.names + ([STORE_EXPORTER] if choice.store else []))
+        "execscope: exporting spans to %s",
+        ", ".join(choice.names + ([STORE_EXPORTER] if choice.store else [])),
     )
     return provider
 
 
 def build_resource(environ: Mapping[str, str], auto_instrumentation_version: str | None = None) -> Resource:
-    attributes: dict[str, Any] = {"telemetry.distro.name": "execscope", "telemetry.distro.version": __version__}
+    attributes: dict[str, Any] = {
+        "telemetry.distro.name": "execscope",
+        "telemetry.distro.version": __version__,
+    }
     if auto_instrumentation_version:
         attributes["telemetry.auto.version"] = auto_instrumentation_version
-    if not environ.get(OTEL_SERVICE_NAME) and "service.name=" not in environ.get(OTEL_RESOURCE_ATTRIBUTES, ""):
+    if not environ.get(OTEL_SERVICE_NAME) and "service.name=" not in environ.get(
+        OTEL_RESOURCE_ATTRIBUTES, ""
+    ):
         # Explicit resource attributes win over the OTEL_* variables in Resource.create, so a
         # derived name is only offered when the user named no service at all.
         attributes[SERVICE_NAME] = program_name()
@@ -109,7 +123,7 @@ def program_name(argv: list[str] | None = None) -> str:
     if not args:
         return "python"
     if args[0] == "-m" and len(args) > 1:
-        return args[1]
+        return str(args[1])
     if args[0] == "-c":
         return "python-c"
     script = Path(args[0])
@@ -146,7 +160,9 @@ def _init_other_signals(resource: Resource) -> None:
         if log_exporters:
             _init_logging(log_exporters, resource, setup_logging_handler=False)
     except Exception as error:  # fail open
-        _logger.warning("execscope: metrics/logs exporters could not be set up (%s); those signals are off", error)
+        _logger.warning(
+            "execscope: metrics/logs exporters could not be set up (%s); those signals are off", error
+        )
 
 
 def _apply_log_level(level: str) -> None:

@@ -20,4 +20,11 @@ STATE_DIFF: Final = "execscope.state.diff"
 #: Older semantic-convention name for the function, still emitted by some instrumentations.
 LEGACY_CODE_FUNCTION: Final = "code.function"
 
-__all__ = ["ARGS_PREFIX", "CODE_FUNCTION_NAME", "CORRELATION_ID", "LEGACY_CODE_FUNCTION", "RETURN_VALUE", "STATE_DIFF"]
+__all__ = [
+    "ARGS_PREFIX",
+    "CODE_FUNCTION_NAME",
+    "CORRELATION_ID",
+    "LEGACY_CODE_FUNCTION",
+    "RETURN_VALUE",
+    "STATE_DIFF",
+]

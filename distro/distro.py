@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from opentelemetry.instrumentation.dependencies import DependencyConflictError
-from opentelemetry.instrumentation.distro import BaseDistro
+# The module is marked untyped upstream (a file-level "type: ignore"), so its names look missing.
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.util._importlib_metadata import EntryPoint
 
 _logger = logging.getLogger(__name__)

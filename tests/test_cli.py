@@ -40,7 +40,10 @@ def test_traces_and_query_print_tables_and_json(env: dict[str, str], tmp_path: P
     slow = execscope_json("query", "--min-duration", "5ms", env=env, cwd=tmp_path)
     assert "async call" in {span["name"] for span in slow}  # it sleeps 10ms
     assert execscope_json("query", "--errors", env=env, cwd=tmp_path) == []
-    assert execscope_json("query", "--trace-id", trace_id, "--limit", "2", env=env, cwd=tmp_path)[0]["trace_id"] == trace_id
+    assert (
+        execscope_json("query", "--trace-id", trace_id, "--limit", "2", env=env, cwd=tmp_path)[0]["trace_id"]
+        == trace_id
+    )
     assert execscope_json("traces", "--since", "1h", env=env, cwd=tmp_path)[0]["trace_id"] == trace_id
 
 

@@ -27,7 +27,9 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_concurrent_processes_lose_no_span_and_readers_work_meanwhile(env: dict[str, str], tmp_path: Path) -> None:
+def test_concurrent_processes_lose_no_span_and_readers_work_meanwhile(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     (tmp_path / "worker.py").write_text(WORKER)
     # Small batches and a short delay make the writers' transactions interleave.
     writer_env = {**env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50", "OTEL_BSP_SCHEDULE_DELAY": "5"}
@@ -54,5 +56,7 @@ def test_concurrent_processes_lose_no_span_and_readers_work_meanwhile(env: dict[
     listed = execscope_json("traces", "--limit", "100000", env=env, cwd=tmp_path)
     assert len(listed) == WRITERS * TRACES_PER_WRITER
     assert sum(trace["span_count"] for trace in listed) == WRITERS * TRACES_PER_WRITER * SPANS_PER_TRACE
-    assert {trace["root_name"].split("-")[1] for trace in listed} == {str(number) for number in range(WRITERS)}
+    assert {trace["root_name"].split("-")[1] for trace in listed} == {
+        str(number) for number in range(WRITERS)
+    }
     assert all(reading.stdout.startswith("[") for reading in readings)

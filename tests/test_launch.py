@@ -33,17 +33,36 @@ def test_execscope_run_records_the_hello_example_in_the_store(env: dict[str, str
     assert listed["error_count"] == 0
     shown = execscope_json("show", listed["trace_id"], env=env, cwd=tmp_path)
     by_name = {span["name"]: span for span in shown["spans"]}
-    assert set(by_name) == {"hello.main", "nested calls", "stateful counter", "generator", "async call", "caught exception"}
+    assert set(by_name) == {
+        "hello.main",
+        "nested calls",
+        "stateful counter",
+        "generator",
+        "async call",
+        "caught exception",
+    }
     root_id = by_name["hello.main"]["span_id"]
     assert all(span["parent_span_id"] == root_id for name, span in by_name.items() if name != "hello.main")
     (exception,) = by_name["caught exception"]["events"]
     assert exception["attributes"]["exception.type"] == "ValueError"
     for span in shown["spans"]:
-        assert {"trace_id", "span_id", "parent_span_id", "name", "start_ns", "end_ns", "status", "attributes", "events"} <= set(span)
+        assert {
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "name",
+            "start_ns",
+            "end_ns",
+            "status",
+            "attributes",
+            "events",
+        } <= set(span)
 
 
 def test_opentelemetry_instrument_selects_the_execscope_distro(env: dict[str, str], tmp_path: Path) -> None:
-    plain = run([str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(HELLO)], env=env, cwd=tmp_path)
+    plain = run(
+        [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(HELLO)], env=env, cwd=tmp_path
+    )
     chosen = run(
         [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(HELLO)],
         env={**env, "OTEL_PYTHON_DISTRO": "execscope", "OTEL_PYTHON_CONFIGURATOR": "execscope"},
@@ -118,7 +137,9 @@ def test_a_bad_setting_gives_one_warning_and_the_program_runs_as_without_execsco
     assert len(execscope_json("traces", env=env, cwd=tmp_path)) == 1  # still recorded, to the store
 
 
-def test_a_failing_program_fails_exactly_as_it_would_without_execscope(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_failing_program_fails_exactly_as_it_would_without_execscope(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     (tmp_path / "crash.py").write_text("print('before')\nraise SystemExit('fatal: no config')\n")
     bare = run([str(BIN / "python"), "crash.py"], env=env, cwd=tmp_path)
     traced = execscope("run", "crash.py", env=env, cwd=tmp_path)
@@ -140,7 +161,9 @@ def test_an_instrumentation_that_fails_to_load_is_reported_once_and_the_others_s
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-instrumentations\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[opentelemetry_instrumentor]\nbroken = fake_instrumentations:Broken\nworking = fake_instrumentations:Working\n"
+        "[opentelemetry_instrumentor]\n"
+        "broken = fake_instrumentations:Broken\n"
+        "working = fake_instrumentations:Working\n"
     )
     (plugins / "fake_instrumentations.py").write_text(
         textwrap.dedent(
@@ -174,3 +197,22 @@ def test_an_instrumentation_that_fails_to_load_is_reported_once_and_the_others_s
     assert result.stdout == "yes\n"
     (warning,) = result.stderr.splitlines()
     assert "'broken' failed to load (RuntimeError: boom)" in warning
+
+
+def test_configure_from_code_takes_explicit_settings_over_the_environment(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    explicit_store = tmp_path / "explicit-store"
+    (tmp_path / "app.py").write_text(
+        "import execscope\n"
+        f"assert execscope.configure(store={str(explicit_store)!r}, sample_rate=1.0)\n"
+        "assert execscope.configure()  # a second call changes nothing\n"
+        "from opentelemetry import trace\n"
+        "trace.get_tracer('app').start_span('configured').end()\n"
+    )
+    result = run([str(BIN / "python"), "app.py"], env={**env, "EXECSCOPE_SAMPLE_RATE": "0"}, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    listed = execscope_json("traces", "--store", explicit_store, env=env, cwd=tmp_path)
+    assert [trace["root_name"] for trace in listed] == ["configured"]
+    assert not Path(env["EXECSCOPE_STORE"]).exists()

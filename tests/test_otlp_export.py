@@ -51,7 +51,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignor
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: object) -> object:  # noqa: N802
+    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: object) -> object:
         self.collector.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -72,7 +72,7 @@ def http_collector() -> Iterator[tuple[str, Collector]]:
     collector = Collector()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if self.path == "/v1/traces":
                 collector.add(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
@@ -91,7 +91,9 @@ def http_collector() -> Iterator[tuple[str, Collector]]:
     server.server_close()
 
 
-HELLO_SPANS = sorted(["hello.main", "nested calls", "stateful counter", "generator", "async call", "caught exception"])
+HELLO_SPANS = sorted(
+    ["hello.main", "nested calls", "stateful counter", "generator", "async call", "caught exception"]
+)
 
 
 def test_spans_reach_an_otlp_grpc_collector_instead_of_the_store(
@@ -110,7 +112,11 @@ def test_spans_reach_an_otlp_http_collector(
     env: dict[str, str], tmp_path: Path, http_collector: tuple[str, Collector]
 ) -> None:
     endpoint, collector = http_collector
-    otlp_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    otlp_env = {
+        **env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
     result = execscope("run", "--service-name", "greeter", HELLO, env=otlp_env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr

@@ -120,7 +120,10 @@ def test_unknown_settings_are_reported_not_silently_ignored(tmp_path: Path) -> N
     loaded = load_settings(environ={"EXECSCOPE_SAMPLERATE": "0.5"}, cwd=tmp_path)
     messages = [problem.message() for problem in loaded.problems]
     assert len(messages) == 2
-    assert any("EXECSCOPE_SAMPLERATE='0.5'" in line and line.endswith("unknown setting; ignored") for line in messages)
+    assert any(
+        "EXECSCOPE_SAMPLERATE='0.5'" in line and line.endswith("unknown setting; ignored")
+        for line in messages
+    )
     assert any("key sampel_rate=" in line and line.endswith("unknown setting; ignored") for line in messages)
 
 

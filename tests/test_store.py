@@ -21,7 +21,9 @@ from execscope.store._schema import database_path
 
 def provider_writing_to(store: Path, service: str = "shop") -> tuple[TracerProvider, StoreSpanExporter]:
     exporter = StoreSpanExporter(store, max_size_mb=64, max_age_s=3600)
-    provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "test"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "deployment.environment": "test"})
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
 

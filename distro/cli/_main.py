@@ -41,10 +41,18 @@ def _setting_options(command: Any) -> Any:
 
 
 @main.command(context_settings=_RUN_CONTEXT)
-@click.option("-m", "module", default=None, metavar="MODULE", help="Run a library module as a script (like python -m).")
+@click.option(
+    "-m", "module", default=None, metavar="MODULE", help="Run a library module as a script (like python -m)."
+)
 @click.option("--service-name", default=None, help="Service name of the spans [OTEL_SERVICE_NAME].")
-@click.option("--exporter", default=None, help="Trace exporters, e.g. otlp or console [OTEL_TRACES_EXPORTER].")
-@click.option("--endpoint", default=None, help="OTLP endpoint, e.g. http://localhost:4317 [OTEL_EXPORTER_OTLP_ENDPOINT].")
+@click.option(
+    "--exporter", default=None, help="Trace exporters, e.g. otlp or console [OTEL_TRACES_EXPORTER]."
+)
+@click.option(
+    "--endpoint",
+    default=None,
+    help="OTLP endpoint, e.g. http://localhost:4317 [OTEL_EXPORTER_OTLP_ENDPOINT].",
+)
 @_setting_options
 @click.argument("program", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -55,7 +63,7 @@ def run(
     program: tuple[str, ...],
     **settings: str | None,
 ) -> None:
-    """Run PROGRAM with execscope: `execscope run app.py`, `execscope run -m pkg` or `execscope run -- cmd ...`.
+    """Run PROGRAM with execscope: `execscope run app.py`, `run -m pkg` or `run -- cmd ...`.
 
     Equivalent to `opentelemetry-instrument` with execscope selected; the program's own
     sitecustomize.py still runs.
@@ -74,7 +82,7 @@ def run(
         argv = _launcher.command_line(module, program)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    env = _launcher.child_environment(os.environ, explicit, otel, os.getcwd())
+    env = _launcher.child_environment(os.environ, explicit, otel, str(Path.cwd()))
     try:
         _launcher.exec_program(argv, env)
     except OSError as error:
@@ -105,7 +113,8 @@ def config(as_json: bool) -> None:
         click.echo(json.dumps(document, indent=2))
         return
     rows = [
-        (spec.name, format_setting(spec.name, values[spec.name]), loaded.origins[spec.name].describe()) for spec in specs
+        (spec.name, format_setting(spec.name, values[spec.name]), loaded.origins[spec.name].describe())
+        for spec in specs
     ]
     width = [max(len(row[i]) for row in rows) for i in range(2)]
     click.echo(f"settings file: {loaded.config_file or '(none)'}")
@@ -134,7 +143,9 @@ def _open_store(store: Path | None) -> TraceStore:
     try:
         return TraceStore(path)
     except FileNotFoundError:
-        raise click.ClickException(f"no trace store at {path}: run a program with `execscope run` first") from None
+        raise click.ClickException(
+            f"no trace store at {path}: run a program with `execscope run` first"
+        ) from None
 
 
 def _since_ns(since: str | None) -> int | None:
@@ -147,7 +158,9 @@ def _since_ns(since: str | None) -> int | None:
     try:
         moment = dt.datetime.fromisoformat(since)
     except ValueError:
-        raise click.BadParameter("expected a duration such as 10m or 2h, or an ISO time", param_hint="--since") from None
+        raise click.BadParameter(
+            "expected a duration such as 10m or 2h, or an ISO time", param_hint="--since"
+        ) from None
     return int(moment.timestamp() * 1e9)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -73,9 +73,12 @@ def spans_table(spans: list[dict[str, Any]], color: bool) -> str:
     return "\n".join(lines)
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
 
 
 def trace_tree(trace: dict[str, Any], color: bool) -> str:
@@ -123,7 +126,9 @@ def _walk(
 def span_details(span: dict[str, Any]) -> Iterable[str]:
     """Captured arguments, return value, state diff and exceptions, one line each."""
     attributes = span["attributes"]
-    arguments = {key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)}
+    arguments = {
+        key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)
+    }
     if arguments:
         yield "args: " + ", ".join(f"{name}={value}" for name, value in arguments.items())
     if RETURN_VALUE in attributes:
@@ -135,15 +140,18 @@ def span_details(span: dict[str, Any]) -> Iterable[str]:
         yield f"correlation: {correlation}"
     for event in span["events"]:
         if event["name"] == "exception":
-            event_attributes = event["attributes"]
-            yield f"exception: {event_attributes.get('exception.type', '?')}: {event_attributes.get('exception.message', '')}"
+            kind = event["attributes"].get("exception.type", "?")
+            yield f"exception: {kind}: {event['attributes'].get('exception.message', '')}"
         else:
             shown = ", ".join(f"{key}={value}" for key, value in event["attributes"].items())
             yield f"event: {event['name']}" + (f" ({shown})" if shown else "")
 
 
 def _state_diff(value: Any) -> str:
-    """A state diff document (``{"changed": {k: [old, new]}, "added": {...}, "removed": {...}}``) in one line."""
+    """A state diff document in one line.
+
+    The document is ``{"changed": {key: [old, new]}, "added": {key: new}, "removed": {key: old}}``.
+    """
     try:
         diff = json.loads(value) if isinstance(value, str) else value
     except ValueError:

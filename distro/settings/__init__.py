@@ -9,7 +9,15 @@ from execscope.settings._loader import (
     settings_as_dict,
     use_settings,
 )
-from execscope.settings._model import CONFIG_FILE_ENV, Settings, SettingSpec, format_setting, format_value, setting_specs
+from execscope.settings._model import (
+    CONFIG_FILE_ENV,
+    Settings,
+    SettingSpec,
+    format_setting,
+    format_value,
+    setting_specs,
+    settings_table_markdown,
+)
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -24,5 +32,6 @@ __all__ = [
     "load_settings",
     "setting_specs",
     "settings_as_dict",
+    "settings_table_markdown",
     "use_settings",
 ]

@@ -69,7 +69,9 @@ class Problem:
     def message(self) -> str:
         if not self.used_instead:
             return f"execscope: {self.where}={self.value!r} is not valid: {self.reason}; ignored"
-        return f"execscope: {self.where}={self.value!r} is not valid: {self.reason}; using {self.used_instead}"
+        return (
+            f"execscope: {self.where}={self.value!r} is not valid: {self.reason}; using {self.used_instead}"
+        )
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ def load_settings(
     for spec in specs:
         candidates: list[tuple[Origin, Any, Path]] = []
         if spec.name in explicit:
-            candidates.append((Origin("explicit", f"--{spec.name.replace('_', '-')}"), explicit[spec.name], cwd))
+            candidates.append(
+                (Origin("explicit", f"--{spec.name.replace('_', '-')}"), explicit[spec.name], cwd)
+            )
         if spec.env in environ:
             candidates.append((Origin("env", spec.env), environ[spec.env], cwd))
         if spec.name in file_values and config_file is not None:

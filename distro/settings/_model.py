@@ -33,12 +33,15 @@ class Settings:
     """Effective execscope settings. Build it with :func:`execscope.settings.load_settings`."""
 
     enabled: bool = _setting(
-        True, p.parse_bool, "Master switch. When false execscope sets nothing up and the program runs untraced."
+        True,
+        p.parse_bool,
+        "Master switch. When false execscope sets nothing up and the program runs untraced.",
     )
     store: Path = _setting(
         Path(".execscope"),
         p.parse_path,
-        "Directory of the embedded trace store; relative paths are taken from the working directory.",
+        "Folder of the embedded trace store; a relative path is taken from the working directory "
+        "(in a settings file: from that file's folder).",
     )
     store_export: str = _setting(
         "auto",
@@ -111,3 +114,14 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def settings_table_markdown() -> str:
+    """The settings table as Markdown, for the README (a test keeps the two identical)."""
+    lines = ["| Setting (file key) | Variable | Default | Meaning |", "| --- | --- | --- | --- |"]
+    for spec in setting_specs():
+        default = spec.shown_default if spec.name != "store" else "`./.execscope`"
+        if not default.startswith("`"):
+            default = f"`{default}`"
+        lines.append(f"| `{spec.name}` | `{spec.env}` | {default} | {spec.doc} |")
+    return "\n".join(lines)

@@ -8,4 +8,11 @@ from execscope.store._reader import SpanFilter, TraceStore
 from execscope.store._schema import DATABASE_NAME, SCHEMA_VERSION
 from execscope.store._writer import StoreSpanExporter, enforce_retention
 
-__all__ = ["DATABASE_NAME", "SCHEMA_VERSION", "SpanFilter", "StoreSpanExporter", "TraceStore", "enforce_retention"]
+__all__ = [
+    "DATABASE_NAME",
+    "SCHEMA_VERSION",
+    "SpanFilter",
+    "StoreSpanExporter",
+    "TraceStore",
+    "enforce_retention",
+]

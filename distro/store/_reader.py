@@ -56,7 +56,8 @@ class TraceStore:
         self, limit: int = 20, service: str | None = None, since_ns: int | None = None
     ) -> list[dict[str, Any]]:
         """Trace summaries, newest first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if service:
             clauses.append("service = ?")
             params.append(service)
@@ -91,7 +92,9 @@ class TraceStore:
         return document
 
     def latest_trace_id(self) -> str | None:
-        row = self._connection.execute("SELECT trace_id FROM traces ORDER BY start_ns DESC LIMIT 1").fetchone()
+        row = self._connection.execute(
+            "SELECT trace_id FROM traces ORDER BY start_ns DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def query_spans(self, where: SpanFilter) -> list[dict[str, Any]]:
@@ -127,7 +130,9 @@ class TraceStore:
         return [_codec.span_document(row, self._resource_map()) for row in rows]
 
     def counters(self) -> dict[str, int]:
-        return {str(row[0]): int(row[1]) for row in self._connection.execute("SELECT name, value FROM counters")}
+        return {
+            str(row[0]): int(row[1]) for row in self._connection.execute("SELECT name, value FROM counters")
+        }
 
     def _resource_map(self) -> Mapping[int, Mapping[str, Any]]:
         if self._resources is None:

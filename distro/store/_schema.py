@@ -82,7 +82,9 @@ def connect(store_dir: Path, *, create: bool) -> sqlite3.Connection:
         store_dir.mkdir(parents=True, exist_ok=True)
     elif not path.exists():
         raise FileNotFoundError(f"no trace store at {store_dir}")
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if create:
         # auto_vacuum must be chosen before the first table exists; later it is a no-op.

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -102,7 +103,8 @@ class StoreSpanExporter(SpanExporter):
             rows = [_codec.span_row(span, self._resource_id(connection, span.resource)) for span in spans]
             placeholders = ",".join("?" * len(_codec.SPAN_COLUMNS))
             connection.executemany(
-                f"INSERT OR REPLACE INTO spans ({','.join(_codec.SPAN_COLUMNS)}) VALUES ({placeholders})", rows
+                f"INSERT OR REPLACE INTO spans ({','.join(_codec.SPAN_COLUMNS)}) VALUES ({placeholders})",
+                rows,
             )
             for summary in _summaries(rows):
                 connection.execute(_UPSERT_TRACE, summary)
@@ -148,8 +150,9 @@ class StoreSpanExporter(SpanExporter):
 
 
 _UPSERT_TRACE = """
-INSERT INTO traces (trace_id, root_name, root_span_id, root_rank, service, start_ns, end_ns, span_count, error_count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO traces (
+    trace_id, root_name, root_span_id, root_rank, service, start_ns, end_ns, span_count, error_count
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (trace_id) DO UPDATE SET
     root_name = CASE WHEN excluded.root_rank < traces.root_rank
         OR (excluded.root_rank = traces.root_rank AND excluded.start_ns < traces.start_ns)
@@ -168,12 +171,12 @@ ON CONFLICT (trace_id) DO UPDATE SET
 """
 
 
-def _summaries(rows: Sequence[_codec.SpanRow]) -> list[tuple[object, ...]]:
+def _summaries(rows: Sequence[_codec.SpanRow]) -> list[tuple[Any, ...]]:
     """One summary per trace in the batch; the trace's best root candidate names it."""
     by_trace: dict[str, list[_codec.SpanRow]] = {}
     for row in rows:
         by_trace.setdefault(row[0], []).append(row)
-    summaries = []
+    summaries: list[tuple[Any, ...]] = []
     for trace_id, members in by_trace.items():
         root = min(members, key=lambda row: (_codec.root_rank(row), row[6]))
         summaries.append(
@@ -217,7 +220,9 @@ def enforce_retention(connection: sqlite3.Connection, max_size_bytes: int, max_a
     return deleted
 
 
-def _delete_traces(connection: sqlite3.Connection, select: str, params: tuple[object, ...], reason: str) -> int:
+def _delete_traces(
+    connection: sqlite3.Connection, select: str, params: tuple[object, ...], reason: str
+) -> int:
     connection.execute("BEGIN IMMEDIATE")
     try:
         ids = [row[0] for row in connection.execute(select, params)]
