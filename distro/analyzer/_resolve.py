@@ -254,7 +254,9 @@ class ProjectIndex:
         cls = self.project_class(base[:-2] if is_instance else base)
         if cls is None:
             return f"{base}.{attr}"
-        return self._guarded(("attr", base, attr), lambda: self._class_attribute(cls, attr, is_instance, base))
+        return self._guarded(
+            ("attr", base, attr), lambda: self._class_attribute(cls, attr, is_instance, base)
+        )
 
     def _class_attribute(self, cls: ClassInfo, attr: str, is_instance: bool, base: str) -> str | None:
         for info in [cls, *self._project_ancestors(f"{cls.module}:{cls.qualname}")]:

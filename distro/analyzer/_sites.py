@@ -152,7 +152,9 @@ class _CallCollector:
             receiver = self.index.origin(call.func.value, scope)
             receiver_text = dotted(call.func.value)
         self.facts.calls.append(
-            CallSite(self.facts.unit, call, scope, func, method, receiver, receiver_text, in_loop, forever, awaited)
+            CallSite(
+                self.facts.unit, call, scope, func, method, receiver, receiver_text, in_loop, forever, awaited
+            )
         )
 
 

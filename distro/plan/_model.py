@@ -39,7 +39,9 @@ def _check_float(where: str, value: object, low: float, high: float) -> float:
         f"{where} must be a number, got {value!r}",
     )
     number = float(value)  # type: ignore[arg-type]
-    _require(math.isfinite(number) and low <= number <= high, f"{where} must be in [{low}, {high}], got {value!r}")
+    _require(
+        math.isfinite(number) and low <= number <= high, f"{where} must be in [{low}, {high}], got {value!r}"
+    )
     return number
 
 
@@ -68,13 +70,17 @@ class Target:
             f"target.pattern {self.pattern!r} is not 'dotted.module' or 'dotted.module:Qual.name' glob",
         )
         _require(self.level in LEVELS, f"{where}: level must be one of {list(LEVELS)}, got {self.level!r}")
-        object.__setattr__(self, "sample_rate", _check_float(f"{where}: sample_rate", self.sample_rate, 0.0, 1.0))
+        object.__setattr__(
+            self, "sample_rate", _check_float(f"{where}: sample_rate", self.sample_rate, 0.0, 1.0)
+        )
         object.__setattr__(
             self,
             "min_duration_ms",
             _check_float(f"{where}: min_duration_ms", self.min_duration_ms, 0.0, math.inf),
         )
-        _require(isinstance(self.stateful, bool), f"{where}: stateful must be true/false, got {self.stateful!r}")
+        _require(
+            isinstance(self.stateful, bool), f"{where}: stateful must be true/false, got {self.stateful!r}"
+        )
         _require(isinstance(self.reason, str), f"{where}: reason must be a string, got {self.reason!r}")
         _require(
             isinstance(self.priority, int) and not isinstance(self.priority, bool),
@@ -130,7 +136,9 @@ class Plan:
             self.version == PLAN_VERSION and not isinstance(self.version, bool),
             f"version must be {PLAN_VERSION}, got {self.version!r}",
         )
-        _require(isinstance(self.generated_by, str), f"generated_by must be a string, got {self.generated_by!r}")
+        _require(
+            isinstance(self.generated_by, str), f"generated_by must be a string, got {self.generated_by!r}"
+        )
         targets = tuple(self.targets)
         for target in targets:
             _require(isinstance(target, Target), f"targets must contain Target objects, got {target!r}")

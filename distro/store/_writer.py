@@ -106,8 +106,7 @@ class StoreSpanExporter(SpanExporter):
                 f"INSERT OR REPLACE INTO spans ({','.join(_codec.SPAN_COLUMNS)}) VALUES ({placeholders})",
                 rows,
             )
-            for summary in _summaries(rows):
-                connection.execute(_UPSERT_TRACE, summary)
+            connection.executemany(_UPSERT_TRACE, _summaries(rows))
             connection.execute(
                 "INSERT INTO counters (name, value) VALUES ('spans_written', ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
