@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 from opentelemetry.instrumentation.dependencies import DependencyConflictError
-# The module is marked untyped upstream (a file-level "type: ignore"), so its names look missing.
-from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]  # untyped upstream
 from opentelemetry.util._importlib_metadata import EntryPoint
 
 _logger = logging.getLogger(__name__)
