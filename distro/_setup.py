@@ -76,7 +76,7 @@ def build_tracer_provider(
 ) -> TracerProvider | None:
     settings = loaded.settings
     choice = choose_trace_exporters(environ, settings.store_export)
-    report_problems(LoadedSettings(settings, loaded.origins, tuple(choice.problems), loaded.config_file))
+    report_problems(choice.problems)
     provider = TracerProvider(
         resource=build_resource(environ, auto_instrumentation_version), sampler=_sampler(settings, environ)
     )

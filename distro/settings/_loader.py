@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -222,7 +222,7 @@ def get_settings() -> LoadedSettings:
     with _state_lock:
         if _current is None:
             _current = load_settings()
-            report_problems(_current)
+            report_problems(_current.problems)
         return _current
 
 
@@ -231,11 +231,12 @@ def use_settings(loaded: LoadedSettings) -> None:
     global _current
     with _state_lock:
         _current = loaded
-        report_problems(loaded)
+        report_problems(loaded.problems)
 
 
-def report_problems(loaded: LoadedSettings) -> None:
-    for problem in loaded.problems:
+def report_problems(problems: Iterable[Problem]) -> None:
+    """Log each problem as one warning line, once per process however often it is found."""
+    for problem in problems:
         line = problem.message()
         if line not in _reported:
             _reported.add(line)

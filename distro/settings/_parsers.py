@@ -108,7 +108,6 @@ def parse_choice(*choices: str) -> Any:
             raise ValueError("expected one of " + ", ".join(choices))
         return text
 
-    parse.choices = choices  # type: ignore[attr-defined]
     return parse
 
 
