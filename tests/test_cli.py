@@ -26,6 +26,10 @@ def test_show_prints_a_plain_span_tree_when_piped(env: dict[str, str], tmp_path:
     assert lines[1].startswith("`- hello.main  ")
     assert any(line.startswith("   |- nested calls  ") for line in lines)
     assert "      exception: ValueError: invalid literal for int() with base 10: 'eighty'" in lines
+    assert not any("counter.count" in line for line in lines)
+
+    detailed = execscope("show", "--last", "--attributes", env=env, cwd=tmp_path).stdout.splitlines()
+    assert "   |  counter.count: 6" in detailed
 
 
 def test_traces_and_query_print_tables_and_json(env: dict[str, str], tmp_path: Path) -> None:

@@ -190,8 +190,9 @@ def traces(store: Path | None, limit: int, service: str | None, since: str | Non
 @_store_option
 @click.argument("trace_id", required=False)
 @click.option("--last", is_flag=True, help="Show the most recent trace.")
+@click.option("--attributes", "all_attributes", is_flag=True, help="Also list every span attribute.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace with its spans as one JSON document.")
-def show(store: Path | None, trace_id: str | None, last: bool, as_json: bool) -> None:
+def show(store: Path | None, trace_id: str | None, last: bool, all_attributes: bool, as_json: bool) -> None:
     """Show one trace as a span tree with captured arguments, return values, exceptions and state diffs."""
     if not trace_id and not last:
         raise click.UsageError("give a TRACE_ID (or a unique prefix of one) or --last")
@@ -203,7 +204,7 @@ def show(store: Path | None, trace_id: str | None, last: bool, as_json: bool) ->
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(_render.trace_tree(document, _color()))
+        click.echo(_render.trace_tree(document, _color(), all_attributes))
 
 
 @main.command()

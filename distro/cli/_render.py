@@ -81,7 +81,7 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
     ]
 
 
-def trace_tree(trace: dict[str, Any], color: bool) -> str:
+def trace_tree(trace: dict[str, Any], color: bool, all_attributes: bool = False) -> str:
     """The span tree of one trace with each span's duration and what execscope captured for it."""
     spans = trace["spans"]
     ids = {span["span_id"] for span in spans}
@@ -95,7 +95,7 @@ def trace_tree(trace: dict[str, Any], color: bool) -> str:
     )
     lines = [click.style(head, bold=True) if color else head]
     branches = _TTY_BRANCHES if color else _PLAIN_BRANCHES
-    _walk(children, None, "", lines, branches, color)
+    _walk(children, None, "", lines, (branches, color, all_attributes))
     return "\n".join(lines)
 
 
@@ -104,9 +104,9 @@ def _walk(
     parent: str | None,
     prefix: str,
     lines: list[str],
-    branches: tuple[str, str, str, str],
-    color: bool,
+    style: tuple[tuple[str, str, str, str], bool, bool],
 ) -> None:
+    branches, color, all_attributes = style
     members = children.get(parent, [])
     for index, span in enumerate(members):
         last = index == len(members) - 1
@@ -118,13 +118,14 @@ def _walk(
             title = click.style(title, fg="red" if error else None, bold=parent is None)
         lines.append(prefix + branches[1 if last else 0] + title)
         detail_prefix = prefix + branches[3 if last else 2]
-        for detail in span_details(span):
+        for detail in span_details(span, all_attributes):
             lines.append(detail_prefix + (click.style(detail, dim=True) if color else detail))
-        _walk(children, span["span_id"], detail_prefix, lines, branches, color)
+        _walk(children, span["span_id"], detail_prefix, lines, style)
 
 
-def span_details(span: dict[str, Any]) -> Iterable[str]:
-    """Captured arguments, return value, state diff and exceptions, one line each."""
+def span_details(span: dict[str, Any], all_attributes: bool = False) -> Iterable[str]:
+    """Captured arguments, return value, state diff and exceptions, one line each; with
+    ``all_attributes`` also every other attribute."""
     attributes = span["attributes"]
     arguments = {
         key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)
@@ -135,6 +136,10 @@ def span_details(span: dict[str, Any]) -> Iterable[str]:
         yield f"return: {attributes[RETURN_VALUE]}"
     if STATE_DIFF in attributes:
         yield "state: " + _state_diff(attributes[STATE_DIFF])
+    if all_attributes:
+        for key, value in attributes.items():
+            if not key.startswith("execscope."):
+                yield f"{key}: {value}"
     correlation = span.get("correlation_id")
     if correlation:
         yield f"correlation: {correlation}"
