@@ -138,3 +138,14 @@ def test_every_setting_has_an_execscope_variable_and_documentation() -> None:
     for spec in setting_specs():
         assert spec.env == "EXECSCOPE_" + spec.name.upper()
         assert spec.doc.strip()
+
+
+def test_a_secret_setting_is_never_shown(tmp_path: Path) -> None:
+    from execscope.settings import format_setting
+
+    loaded = load_settings(environ={"EXECSCOPE_LLM_API_KEY": "sk-very-secret"}, cwd=tmp_path)
+    assert loaded.settings.llm_api_key == "sk-very-secret"
+    assert format_setting("llm_api_key", loaded.settings.llm_api_key) == "(set)"
+    bad = load_settings(environ={"EXECSCOPE_LLM_API_KEY": "   "}, cwd=tmp_path)
+    (problem,) = bad.problems
+    assert "(hidden)" in problem.message()

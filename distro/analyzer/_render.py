@@ -18,7 +18,7 @@ _SHAPES: Final = {
     "route": "note",
     "task_name": "tab",
 }
-_ROLE_COLOURS: Final[dict[Role, str]] = {
+ROLE_COLOURS: Final[dict[Role, str]] = {
     "web_entry": "lightblue",
     "task": "khaki",
     "actor": "salmon",
@@ -45,7 +45,7 @@ def render_graph_dot(analysis: Analysis) -> str:
     flow_nodes = {n.id: n for n in analysis.flows.nodes}
     for name in sorted(set(roles) | {i for i, n in flow_nodes.items() if n.kind == "unit"}):
         unit_roles = sorted(roles.get(name, set()))
-        colour = _ROLE_COLOURS[unit_roles[0]] if unit_roles else "white"
+        colour = ROLE_COLOURS[unit_roles[0]] if unit_roles else "white"
         label = name + ("\n[" + ", ".join(unit_roles) + "]" if unit_roles else "")
         lines.append(f"  {_quote(name)} [shape=box, fillcolor={colour}, label={_quote(label)}];")
     for node_id in sorted(flow_nodes):

@@ -14,6 +14,7 @@ import click
 from execscope import _launcher
 from execscope._version import __version__
 from execscope.cli import _render
+from execscope.cli._analyze import analyze
 from execscope.settings import format_setting, get_settings, load_settings, setting_specs, settings_as_dict
 from execscope.settings._parsers import parse_duration
 from execscope.store import SpanFilter, TraceStore
@@ -101,7 +102,9 @@ def config(as_json: bool) -> None:
             "config_file": str(loaded.config_file) if loaded.config_file else None,
             "settings": {
                 spec.name: {
-                    "value": _jsonable(values[spec.name]),
+                    "value": format_setting(spec.name, values[spec.name])
+                    if spec.secret
+                    else _jsonable(values[spec.name]),
                     "source": loaded.origins[spec.name].kind,
                     "detail": loaded.origins[spec.name].detail,
                     "env": spec.env,
@@ -258,3 +261,6 @@ def query(
         click.echo(_render.spans_table(found, _color()))
     else:
         click.echo("no spans")
+
+
+main.add_command(analyze)

@@ -73,6 +73,11 @@ def spans_table(spans: list[dict[str, Any]], color: bool) -> str:
     return "\n".join(lines)
 
 
+def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """Left-aligned columns separated by two spaces, as the other listing commands print them."""
+    return "\n".join(_table(header, rows))
+
+
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     return [

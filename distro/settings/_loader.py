@@ -126,7 +126,8 @@ def load_settings(
         used = f"{format_setting(spec.name, value)} ({origin.describe()})"
         for bad_origin, raw, reason in rejected:
             where = spec.env if bad_origin.kind == "env" else f"{spec.name} ({bad_origin.describe()})"
-            problems.append(Problem(where, format_value(raw), reason, used))
+            shown = "(hidden)" if spec.secret else format_value(raw)
+            problems.append(Problem(where, shown, reason, used))
     return LoadedSettings(Settings(**values), origins, tuple(problems), config_file)
 
 

@@ -24,8 +24,8 @@ CONFIG_FILE_ENV = "EXECSCOPE_CONFIG"
 EXPLICIT_ENV = "EXECSCOPE__EXPLICIT"
 
 
-def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "doc": doc})
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,19 @@ class Settings:
     log_level: str = _setting(
         "warning", p.parse_log_level, "Level of execscope's own log messages (`debug` to `error`)."
     )
+    llm_url: str | None = _setting(
+        None,
+        p.parse_url,
+        "OpenAI-compatible chat endpoint (e.g. `http://localhost:8000/v1`) that `execscope analyze --llm` "
+        "asks to refine the plan. Unset: no model is ever contacted.",
+    )
+    llm_model: str = _setting("gpt-4o-mini", p.parse_text, "Model name sent to `llm_url`.")
+    llm_api_key: str | None = _setting(
+        None,
+        p.parse_text,
+        "Bearer key for `llm_url` (never printed; `OPENAI_API_KEY` is used when unset).",
+        True,
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class SettingSpec:
     parse: Callable[[Any], Any]
     doc: str
     shown_default: str
+    secret: bool
 
 
 def setting_specs() -> tuple[SettingSpec, ...]:
@@ -94,14 +108,18 @@ def setting_specs() -> tuple[SettingSpec, ...]:
                 parse=item.metadata["parse"],
                 doc=item.metadata["doc"],
                 shown_default=format_setting(item.name, item.default),
+                secret=item.metadata["secret"],
             )
         )
     return tuple(specs)
 
 
 def format_setting(name: str, value: Any) -> str:
-    """How one setting's value is shown: durations in the units people write them in."""
-    parse = Settings.__dataclass_fields__[name].metadata["parse"]
+    """How one setting's value is shown: durations in the units people write them in, secrets never."""
+    metadata = Settings.__dataclass_fields__[name].metadata
+    if metadata["secret"]:
+        return "(none)" if value is None else "(set)"
+    parse = metadata["parse"]
     if parse is p.parse_duration and isinstance(value, (int, float)):
         return p.format_duration(value)
     return format_value(value)

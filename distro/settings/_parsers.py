@@ -78,6 +78,22 @@ def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
+def parse_text(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("expected a non-empty text")
+    return text
+
+
+def parse_url(raw: Any) -> str | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
 def parse_path(raw: Any) -> Path:
     text = str(raw).strip()
     if not text:
