@@ -52,10 +52,13 @@ def test_concurrent_processes_lose_no_span_and_readers_work_meanwhile(
     outcomes = [writer.communicate(timeout=60) for writer in writers]
 
     assert [writer.returncode for writer in writers] == [0] * WRITERS, outcomes
-    assert all(stderr == "" for _, stderr in outcomes)
+    assert all(stderr == "" for _, stderr in outcomes), outcomes
     listed = execscope_json("traces", "--limit", "100000", env=env, cwd=tmp_path)
-    assert len(listed) == WRITERS * TRACES_PER_WRITER
-    assert sum(trace["span_count"] for trace in listed) == WRITERS * TRACES_PER_WRITER * SPANS_PER_TRACE
+    spans = sum(trace["span_count"] for trace in listed)
+    assert (len(listed), spans) == (
+        WRITERS * TRACES_PER_WRITER,
+        WRITERS * TRACES_PER_WRITER * SPANS_PER_TRACE,
+    )
     assert {trace["root_name"].split("-")[1] for trace in listed} == {
         str(number) for number in range(WRITERS)
     }
