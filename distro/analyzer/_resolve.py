@@ -94,6 +94,48 @@ class ProjectIndex:
         self._memo: dict[tuple[object, ...], str | None] = {}
         self._busy: set[tuple[object, ...]] = set()
         self._ancestors: dict[str, tuple[str, ...]] = {}
+        self._rebase_script_imports()
+
+    # --- imports of scripts run from their own directory -------------------------------------
+
+    def _rebase_script_imports(self) -> None:
+        """``from config import app`` in ``stamping/tasks.py`` means ``stamping.config``.
+
+        A script (or an app whose entry point lives in a plain, non-package directory) has its
+        own directory on ``sys.path``, so a bare import that names no top-level project module
+        or package may name a module next to it. Only directories that are not packages
+        themselves are tried (innermost first): inside a package, absolute imports are absolute.
+        """
+        tops = {name.split(".", 1)[0] for name in self.modules}
+        for module in self.modules.values():
+            parts = module.name.split(".")
+            dirs = parts if module.is_package else parts[:-1]
+            roots = [
+                ".".join(dirs[:i])
+                for i in range(len(dirs), 0, -1)
+                if not self._is_package(".".join(dirs[:i]))
+            ]
+            if not roots:
+                continue
+            for table in (module.imports,):
+                for name, target in list(table.items()):
+                    rebased = self._rebased(target, roots, tops)
+                    if rebased:
+                        table[name] = rebased
+            module.star_imports = [self._rebased(t, roots, tops) or t for t in module.star_imports]
+
+    def _is_package(self, name: str) -> bool:
+        found = self.modules.get(name)
+        return found is not None and found.is_package
+
+    def _rebased(self, target: str, roots: list[str], tops: set[str]) -> str | None:
+        if target.split(".", 1)[0] in tops:
+            return None
+        parts = target.split(".")
+        for root in roots:
+            if any(f"{root}.{'.'.join(parts[:i])}" in self.modules for i in range(1, len(parts) + 1)):
+                return f"{root}.{target}"
+        return None
 
     # --- lookups of project definitions ------------------------------------------------------
 
@@ -227,7 +269,22 @@ class ProjectIndex:
         found = self._guarded(("member", module, name), compute)
         if found is None and allow_builtins and name in _BUILTINS and not self._defines(module, name):
             return f"builtins.{name}"
+        if found is None and not self._defines(module, name):
+            found = self._star_member(module, name)
         return found
+
+    def _star_member(self, module: str, name: str) -> str | None:
+        """A name that can only come from ``from X import *``: a project module's member, or
+        ``X.name`` when exactly one external module is star-imported."""
+        external: list[str] = []
+        for target in self.modules[module].star_imports:
+            if target in self.modules:
+                found = self._guarded(("star", target, name), lambda t=target: self.module_member(t, name))
+                if found:
+                    return found
+            else:
+                external.append(target)
+        return f"{external[0]}.{name}" if len(external) == 1 and name.isidentifier() else None
 
     def _defines(self, module: str, name: str) -> bool:
         index = self.modules[module]

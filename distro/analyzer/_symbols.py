@@ -50,6 +50,7 @@ class ModuleIndex:
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     imported_modules: set[str] = field(default_factory=set)  # every absolute module imported anywhere
+    star_imports: list[str] = field(default_factory=list)  # ``from X import *`` targets, in order
 
 
 def absolute_import(module: str, is_package: bool, level: int, target: str | None) -> str | None:
@@ -85,6 +86,8 @@ def _record_import(index: ModuleIndex, node: ast.Import | ast.ImportFrom, table:
     index.imported_modules.add(base)
     for alias in node.names:
         if alias.name == "*":
+            if table is index.imports and base not in index.star_imports:
+                index.star_imports.append(base)
             continue
         table.setdefault(alias.asname or alias.name, f"{base}.{alias.name}")
 

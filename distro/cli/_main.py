@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,17 @@ def _color() -> bool:
     return sys.stdout.isatty()
 
 
+Rows = list[dict[str, Any]]
+
+
+def _print_listing(found: Rows, as_json: bool, render: Callable[[Rows, bool], str], empty: str) -> None:
+    """One JSON document with ``--json``; otherwise a table, or ``empty`` when nothing matched."""
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        click.echo(render(found, _color()) if found else empty)
+
+
 @main.command()
 @_store_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
@@ -181,12 +193,7 @@ def traces(store: Path | None, limit: int, service: str | None, since: str | Non
     """List recent traces: root span, service, start, duration, span and error counts."""
     with _open_store(store) as opened:
         found = opened.recent_traces(limit=limit, service=service, since_ns=_since_ns(since))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-    elif found:
-        click.echo(_render.traces_table(found, _color()))
-    else:
-        click.echo("no traces")
+    _print_listing(found, as_json, _render.traces_table, "no traces")
 
 
 @main.command()
@@ -255,12 +262,7 @@ def query(
     )
     with _open_store(store) as opened:
         found = opened.query_spans(where)
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-    elif found:
-        click.echo(_render.spans_table(found, _color()))
-    else:
-        click.echo("no spans")
+    _print_listing(found, as_json, _render.spans_table, "no spans")
 
 
 main.add_command(analyze)
