@@ -54,6 +54,12 @@ CONSUMER_CLASSES: Final = frozenset(
 PRODUCER_CLASSES: Final = frozenset(
     {"kafka.KafkaProducer", "aiokafka.AIOKafkaProducer", "confluent_kafka.Producer"}
 )
+# Celery canvas primitives: ``group(...).apply_async()``, ``chain(...).delay()``, ``chord(h)(body)``.
+CANVAS_CLASSES: Final = frozenset(
+    {"celery.group", "celery.chain", "celery.chord", "celery.signature", "celery.Signature"}
+    | {"celery.chunks", "celery.xmap", "celery.xstarmap"}
+)
+SIGNATURE_METHODS: Final = frozenset({"s", "si", "signature", "subtask", "map", "starmap", "chunks"})
 _BUS_NAME: Final = re.compile(
     r"(redis|broker|bus|pubsub|publisher|subscriber|channel|exchange|mqtt|nats|nc|ps)$", re.I
 )
@@ -118,11 +124,42 @@ def queue_identity(index: ProjectIndex, call: CallSite) -> str:
     return f"{unit.name}({text})" if call.scope.bindings.get(head) else f"{unit.module}.{text}"
 
 
+def _canvas(index: ProjectIndex, origin: str | None, tasks: dict[str, str]) -> str | None:
+    """The task or canvas primitive behind a Celery signature/canvas object, else None."""
+    for v in variants(index, origin):
+        if not v.endswith("()"):
+            continue
+        head = v[:-2]
+        if short(head) in CANVAS_CLASSES:
+            return short(head)
+        base, _, method = head.rpartition(".")
+        if method in SIGNATURE_METHODS and base in tasks.values():
+            return base
+    return None
+
+
+def _bound_self(call: CallSite, tasks: dict[str, str]) -> bool:
+    """``self.replace(sig)`` / ``self.retry()`` inside a ``bind=True`` task: both enqueue a message."""
+    node = call.unit.node
+    if call.unit.name not in tasks.values() or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    params = node.args.posonlyargs + node.args.args
+    return bool(params) and call.receiver_text == params[0].arg
+
+
 def _task_op(index: ProjectIndex, call: CallSite, tasks: dict[str, str]) -> MessageOp | None:
     method = call.method
     enqueued = rq_enqueued(index, call)
     if enqueued is not None:
         return MessageOp(call, "produce", "task", enqueued[0], enqueued[1], f"RQ {method}({enqueued[0]})")
+    if method in ("delay", "apply_async"):
+        canvas = _canvas(index, call.receiver, tasks)
+        if canvas is not None:
+            return MessageOp(call, "produce", "task", canvas, 0.9, f".{method}() on {canvas} signature")
+    if method in ("replace", "retry") and _bound_self(call, tasks):
+        return MessageOp(call, "produce", "task", call.unit.name, 0.85, f"self.{method}() in a bound task")
+    if method is None and call.func and _canvas(index, call.func, tasks) == "celery.chord":
+        return MessageOp(call, "produce", "task", "celery.chord", 0.9, "chord(header)(body)")
     if method in ("delay", "apply_async", "send", "send_with_options") and call.receiver:
         if call.receiver in tasks.values():
             return MessageOp(

@@ -27,6 +27,15 @@ QUEUE_CLASSES: Final = frozenset(
         "multiprocessing.JoinableQueue",
         "multiprocessing.SimpleQueue",
         "janus.Queue",
+        "eventlet.Queue",
+        "eventlet.LightQueue",
+        "eventlet.LifoQueue",
+        "eventlet.PriorityQueue",
+        "gevent.Queue",
+        "gevent.JoinableQueue",
+        "gevent.SimpleQueue",
+        "gevent.LifoQueue",
+        "gevent.PriorityQueue",
         "trio.open_memory_channel",
     }
 )

@@ -248,6 +248,12 @@ class ProjectIndex:
                 first = inner.elts[0] if isinstance(inner, ast.Tuple) and inner.elts else inner
                 return self.annotation_instance(first, scope)
             return f"{wrapper}()" if wrapper and not wrapper.startswith(("typing.", "builtins.")) else None
+        if isinstance(annotation, ast.Name):
+            alias = self.value_of(annotation.id, scope)  # SessionDep = Annotated[Session, Depends(...)]
+            if alias is not None and isinstance(alias[0], (ast.Subscript, ast.BinOp)):
+                return self._guarded(
+                    ("alias", id(alias[0])), lambda: self.annotation_instance(alias[0], alias[1])
+                )
         found = self.origin(annotation, scope)
         if not found or found.startswith(("typing.", "builtins.")) or found.endswith("()"):
             return None
@@ -279,7 +285,7 @@ class ProjectIndex:
         external: list[str] = []
         for target in self.modules[module].star_imports:
             if target in self.modules:
-                found = self._guarded(("star", target, name), lambda t=target: self.module_member(t, name))
+                found = self.module_member(target, name)  # itself memoised and cycle-guarded
                 if found:
                     return found
             else:

@@ -43,12 +43,18 @@ def _cli_decorator(index: ProjectIndex, deco: DecoratorSite, groups: set[str]) -
 
 def _click_groups(index: ProjectIndex, facts: ProjectFacts) -> set[str]:
     """Project functions decorated ``@click.group`` (their ``.command`` makes subcommands)."""
-    groups = set()
-    for unit_facts in facts.units:
-        for deco in unit_facts.decorators:
-            if any(short(v) == "click.group" for v in variants(index, deco.origin)):
-                groups.add(unit_facts.unit.name)
-    return groups
+    groups: set[str] = set()
+    while True:  # a group's own ``.group()`` makes nested groups: iterate to a fixpoint
+        found = set(groups)
+        for unit_facts in facts.units:
+            for deco in unit_facts.decorators:
+                for v in variants(index, deco.origin):
+                    owner, _, method = v.rpartition(".")
+                    if short(v) == "click.group" or (owner in groups and method == "group"):
+                        found.add(unit_facts.unit.name)
+        if found == groups:
+            return groups
+        groups = found
 
 
 def _recognise_unit(index: ProjectIndex, unit_facts: UnitFacts, book: RoleBook, groups: set[str]) -> None:

@@ -8,6 +8,7 @@ statement or a conventional cursor/connection/session name.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Final
 
@@ -57,6 +58,24 @@ DB_METHODS: Final = frozenset(
 )
 
 
+# Terminal methods of a Flask-SQLAlchemy style ``Model.query`` chain: each one runs the SQL.
+QUERY_TERMINALS: Final = frozenset(
+    {"all", "first", "one", "one_or_none", "count", "scalar", "first_or_404", "one_or_404", "paginate"}
+)
+
+
+def _query_chain(call: CallSite) -> str | None:
+    """``<x>.query[.filter(...)...].first()`` on a receiver the resolver could not type."""
+    if call.method not in QUERY_TERMINALS or not isinstance(call.node.func, ast.Attribute):
+        return None
+    node: ast.expr = call.node.func.value
+    while isinstance(node, (ast.Call, ast.Attribute)):
+        if isinstance(node, ast.Attribute) and node.attr == "query":
+            return f"{ast.unparse(node)}....{call.method}()"
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return None
+
+
 def is_model_base(origin: str) -> bool:
     if short(origin) in MODEL_BASES:
         return True
@@ -81,6 +100,9 @@ def db_call(index: ProjectIndex, call: CallSite, models: set[str]) -> tuple[str,
         sql = index.const_str(call.node.args[0], call.scope)
         if sql and SQL.match(sql) and (call.func is None or index.split_ref(call.func) is None):
             return f"{call.method}({sql.split()[0].upper()} ...)", 0.85
+    chain = _query_chain(call) if call.func is None or index.split_ref(call.func) is None else None
+    if chain is not None and not any(top_package(v) not in DB_PACKAGES for v in variants(index, call.func)):
+        return chain, 0.7
     receiver = (call.receiver_text or "").rsplit(".", 1)[-1].lower()
     if call.method in DB_METHODS and receiver in DB_NAMES and call.func is None:
         return f"{call.receiver_text}.{call.method}()", 0.7
