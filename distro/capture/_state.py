@@ -9,7 +9,7 @@ mutation shows up as a changed rendering. The diff of two snapshots is serialise
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from . import _render
@@ -31,16 +31,7 @@ def _snapshot_field_limits(limits: CaptureLimits) -> CaptureLimits:
     # A field rendering longer than the whole diff document could never be shown.
     if limits.budget <= limits.max_state_diff:
         return limits
-    return CaptureLimits(
-        max_depth=limits.max_depth,
-        max_items=limits.max_items,
-        max_string=limits.max_string,
-        max_bytes=limits.max_bytes,
-        budget=limits.max_state_diff,
-        span_budget=limits.span_budget,
-        max_state_fields=limits.max_state_fields,
-        max_state_diff=limits.max_state_diff,
-    )
+    return replace(limits, budget=limits.max_state_diff)
 
 
 def _fields(value: object, limits: CaptureLimits, redactor: Redactor | None) -> dict[str, str]:
