@@ -10,6 +10,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
+from execscope.analyzer import Analysis, analyze_project
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "labels.toml").is_file())
 
@@ -80,3 +82,12 @@ def fixture_path(name: str) -> Path:
 def fixture_labels(name: str) -> dict[str, set[str]]:
     data = tomllib.loads((FIXTURES / name / "labels.toml").read_text(encoding="utf-8"))
     return {role: set(names) for role, names in data.get("roles", {}).items()}
+
+
+def analyze_files(root: Path, files: dict[str, str]) -> Analysis:
+    """Write ``files`` (relative path -> source) under ``root`` and analyse that project."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return analyze_project(root)

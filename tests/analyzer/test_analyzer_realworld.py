@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from execscope.analyzer import Analysis, analyze_project
-
-
-def _project(tmp_path: Path, files: dict[str, str]) -> Analysis:
-    for rel, text in files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return analyze_project(tmp_path)
+from analyzer_helpers import analyze_files
 
 
 def test_bare_import_of_a_sibling_module_in_a_script_directory_resolves(tmp_path: Path) -> None:
     # celery examples/stamping: tasks.py does `from config import app` (no __init__.py).
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "stamping/config.py": "from celery import Celery\napp = Celery('x')\n",
@@ -44,7 +36,7 @@ def test_bare_import_of_a_sibling_module_in_a_script_directory_resolves(tmp_path
 
 def test_imports_inside_a_package_are_never_rebased_onto_a_sibling(tmp_path: Path) -> None:
     # proj/celery.py importing the real celery must not resolve to itself.
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "proj/__init__.py": "",
@@ -57,7 +49,7 @@ def test_imports_inside_a_package_are_never_rebased_onto_a_sibling(tmp_path: Pat
 
 
 def test_star_imported_actor_base_and_project_subclasses_are_actors(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "encoder.py": (
@@ -75,7 +67,7 @@ def test_star_imported_actor_base_and_project_subclasses_are_actors(tmp_path: Pa
 
 
 def test_celery_canvas_and_bound_task_replacement_are_producers(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "tasks.py": (
@@ -96,7 +88,7 @@ def test_celery_canvas_and_bound_task_replacement_are_producers(tmp_path: Path) 
 
 
 def test_eventlet_queue_worker_loop_is_a_consumer_task(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "pool.py": (
@@ -115,7 +107,7 @@ def test_eventlet_queue_worker_loop_is_a_consumer_task(tmp_path: Path) -> None:
 
 
 def test_commands_of_a_group_nested_in_a_project_click_group_are_cli(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "cli/__init__.py": "",
@@ -130,7 +122,7 @@ def test_commands_of_a_group_nested_in_a_project_click_group_are_cli(tmp_path: P
 
 
 def test_query_chain_on_an_injected_model_is_db_but_a_plain_first_is_not(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "svc.py": (
@@ -148,7 +140,7 @@ def test_query_chain_on_an_injected_model_is_db_but_a_plain_first_is_not(tmp_pat
 
 
 def test_session_typed_through_an_annotated_alias_is_db(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "api.py": (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer_helpers import fixture_path
+from analyzer_helpers import analyze_files, fixture_path
 
 from execscope.analyzer import Analysis, Recognition, Role, analyze_project
 
@@ -17,14 +17,6 @@ def _recognition(analysis: Analysis, name: str, role: Role) -> Recognition:
     found = analysis.recognition(name, role)
     assert found is not None, f"{name} not recognised as {role}; roles: {analysis.roles_of(name)}"
     return found
-
-
-def _project(tmp_path: Path, files: dict[str, str]) -> Analysis:
-    for rel, text in files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return analyze_project(tmp_path)
 
 
 def test_fastapi_route_through_an_import_alias_is_a_web_entry_with_decorator_evidence() -> None:
@@ -216,7 +208,7 @@ def test_module_with_no_role_evidence_is_plain_library_code() -> None:
 
 
 def test_project_subclass_of_flask_is_read_through_its_base(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "app.py": (
@@ -231,7 +223,7 @@ def test_project_subclass_of_flask_is_read_through_its_base(tmp_path: Path) -> N
 
 
 def test_annotated_parameter_types_resolve_receivers(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "svc.py": (
@@ -244,7 +236,7 @@ def test_annotated_parameter_types_resolve_receivers(tmp_path: Path) -> None:
 
 
 def test_local_name_shadowing_an_app_object_is_not_resolved_to_it(tmp_path: Path) -> None:
-    analysis = _project(
+    analysis = analyze_files(
         tmp_path,
         {
             "m.py": (
