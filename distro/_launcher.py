@@ -12,6 +12,7 @@ from pathlib import Path
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR, OTEL_PYTHON_DISTRO
 
 import execscope._bootstrap
+from execscope.settings._loader import explicit_from_environment
 from execscope.settings._model import EXPLICIT_ENV
 
 BOOTSTRAP_DIR = str(Path(execscope._bootstrap.__file__).resolve().parent)
@@ -25,11 +26,8 @@ def child_environment(
     env[OTEL_PYTHON_CONFIGURATOR] = "execscope"
     env.update(otel)
     if explicit:
-        try:
-            previous = json.loads(env.get(EXPLICIT_ENV) or "{}")
-        except ValueError:
-            previous = {}
-        previous = previous if isinstance(previous, dict) else {}
+        # Options of an enclosing `execscope run` are kept unless this run sets them again.
+        previous = explicit_from_environment(env, [])
         env[EXPLICIT_ENV] = json.dumps({**previous, **explicit}, sort_keys=True)
     path = [
         entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != BOOTSTRAP_DIR

@@ -96,7 +96,7 @@ def load_settings(
     by_name = {spec.name: spec for spec in specs}
 
     config_file, file_values = _read_config_file(environ, cwd, problems)
-    explicit = dict(overrides) if overrides is not None else _explicit_from(environ, problems)
+    explicit = dict(overrides) if overrides is not None else explicit_from_environment(environ, problems)
     for name in sorted(set(explicit) - set(by_name)):
         problems.append(Problem(f"setting {name}", format_value(explicit[name]), "unknown setting", ""))
     for name in sorted(set(file_values) - set(by_name)):
@@ -131,7 +131,7 @@ def load_settings(
     return LoadedSettings(Settings(**values), origins, tuple(problems), config_file)
 
 
-def _explicit_from(environ: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
+def explicit_from_environment(environ: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
     """Explicit options of ``execscope run`` reach the program it starts through one variable."""
     text = environ.get(EXPLICIT_ENV)
     if not text:
