@@ -202,11 +202,11 @@ def enforce_retention(connection: sqlite3.Connection, max_size_bytes: int, max_a
     deleted = _delete_traces(
         connection, "SELECT trace_id FROM traces WHERE end_ns < ?", (time.time_ns() - max_age_ns,), "age"
     )
-    while _used_bytes(connection) > max_size_bytes:
+    while (used := _used_bytes(connection)) > max_size_bytes:
         total = connection.execute("SELECT count(*) FROM traces").fetchone()[0]
         if total == 0:
             break
-        excess = 1.0 - (max_size_bytes * RETENTION_TARGET) / _used_bytes(connection)
+        excess = 1.0 - (max_size_bytes * RETENTION_TARGET) / used
         batch = max(1, int(total * excess))
         removed = _delete_traces(
             connection, "SELECT trace_id FROM traces ORDER BY start_ns LIMIT ?", (batch,), "size"
