@@ -12,6 +12,7 @@ from pathlib import Path
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR, OTEL_PYTHON_DISTRO
 
 import execscope._bootstrap
+from execscope.autotrace._script import SCRIPT_RUNNER_MODULE, script_index
 from execscope.settings._loader import explicit_from_environment
 from execscope.settings._model import EXPLICIT_ENV
 
@@ -41,14 +42,37 @@ def child_environment(
 
 
 def command_line(module: str | None, program: Sequence[str]) -> list[str]:
-    """``-m mod args`` and ``script.py args`` run under this interpreter; anything else as given."""
+    """``-m mod args`` and ``script.py args`` run under this interpreter; anything else as given.
+
+    A script run by this environment's interpreter (``script.py`` or ``python [options]
+    script.py``) is started through the script runner so that its own code is rewritten too.
+    """
     if module:
         return [sys.executable, "-m", module, *program]
     if not program:
         raise ValueError("nothing to run: give a program, a script or -m MODULE")
     if program[0].endswith(".py"):
-        return [sys.executable, *program]
-    return list(program)
+        return [sys.executable, "-m", SCRIPT_RUNNER_MODULE, *program]
+    command = list(program)
+    if _is_this_environments_python(command[0]):
+        position = script_index(command[1:])
+        if position is not None:
+            at = position + 1
+            script = command[at]
+            # "python -- app.py": the runner takes the script as its own first argument.
+            options = [arg for arg in command[1:at] if arg != "--"]
+            return [command[0], *options, "-m", SCRIPT_RUNNER_MODULE, script, *command[at + 1 :]]
+    return command
+
+
+def _is_this_environments_python(program: str) -> bool:
+    """``python``/``python3``... from the folder of this interpreter (the environment that has execscope)."""
+    if not Path(program).name.startswith("python"):
+        return False
+    found = shutil.which(program)
+    if found is None:
+        return False
+    return Path(found).absolute().parent == Path(sys.executable).absolute().parent
 
 
 def exec_program(argv: list[str], env: dict[str, str]) -> None:

@@ -63,6 +63,8 @@ def install(
             trace.set_tracer_provider(provider)
             _installed = provider
             _init_other_signals(provider.resource)
+            if loaded.settings.autotrace:
+                _install_autotrace(loaded.settings, provider)
             return True
         except Exception:  # fail open: the host program must start whatever happens here
             _logger.warning(
@@ -122,7 +124,9 @@ def program_name(argv: list[str] | None = None) -> str:
         args.pop(0)
     if not args:
         return "python"
-    if args[0] == "-m" and len(args) > 1:
+    if args[0] == "-m" and len(args) > 2 and args[1] == "execscope.autotrace":
+        args = args[2:]  # the script runner of `execscope run script.py`: name the script
+    elif args[0] == "-m" and len(args) > 1:
         return str(args[1])
     if args[0] == "-c":
         return "python-c"
@@ -162,6 +166,17 @@ def _init_other_signals(resource: Resource) -> None:
     except Exception as error:  # fail open
         _logger.warning(
             "execscope: metrics/logs exporters could not be set up (%s); those signals are off", error
+        )
+
+
+def _install_autotrace(settings: Settings, provider: TracerProvider) -> None:
+    try:
+        from execscope.autotrace import install as install_autotrace
+
+        install_autotrace(settings, provider)
+    except Exception:  # fail open: tracing of other instrumentations still works
+        _logger.warning(
+            "execscope: the auto-instrumentor could not start; functions are not traced", exc_info=True
         )
 
 

@@ -5,7 +5,7 @@ TOML reading/writing and target matching. Anything that produces or consumes a p
 imports it from here rather than handling raw dicts.
 """
 
-from ._match import match_target, specificity, target_matches
+from ._match import covers_module, match_target, name_covered, specificity, target_matches
 from ._model import LEVELS, PLAN_VERSION, Level, OverheadEstimate, Plan, PlanError, Target
 from ._toml import dump_plan, load_plan, loads_plan
 
@@ -17,10 +17,12 @@ __all__ = [
     "Plan",
     "PlanError",
     "Target",
+    "covers_module",
     "dump_plan",
     "load_plan",
     "loads_plan",
     "match_target",
+    "name_covered",
     "specificity",
     "target_matches",
 ]

@@ -50,6 +50,16 @@ def target_matches(target: Target, module: str, qualname: str) -> bool:
     return bool(qualname) and _covers(qualname_glob, qualname)
 
 
+def covers_module(target: Target, module: str) -> bool:
+    """Does the module part of ``target``'s pattern cover ``module`` (whatever its qualname part)?"""
+    return _covers(target.pattern.partition(":")[0], module)
+
+
+def name_covered(patterns: tuple[str, ...] | list[str], name: str) -> bool:
+    """Does one of the dotted ``patterns`` (module globs) cover ``name`` or a dotted prefix of it?"""
+    return any(_covers(pattern, name) for pattern in patterns)
+
+
 def match_target(plan: Plan, module: str, qualname: str) -> Target | None:
     """The most specific target of ``plan`` covering ``module:qualname``, or None.
 

@@ -66,6 +66,47 @@ class Settings:
     plan: Path | None = _setting(
         None, p.parse_readable_file, "Instrumentation plan file (TOML) for the auto-instrumentor."
     )
+    autotrace: bool = _setting(
+        True,
+        p.parse_bool,
+        "Rewrite the application's own modules at import so their functions are traced "
+        "(the auto-instrumentor).",
+    )
+    autotrace_level: str = _setting(
+        "full",
+        p.parse_choice("off", "timing", "args", "full"),
+        "Level of functions the plan does not cover: `timing` (span only), `args` (+ arguments, return, "
+        "exception), `full` (+ state diffs), `off`.",
+    )
+    autotrace_modules: tuple[str, ...] = _setting(
+        (),
+        p.parse_module_globs,
+        "Dotted module globs to rewrite instead of the application's own files (e.g. `app,app.*`); "
+        "installed packages may be named too.",
+    )
+    autotrace_exclude: tuple[str, ...] = _setting(
+        (), p.parse_module_globs, "Dotted module globs never rewritten (a module covers its submodules)."
+    )
+    capture_max_depth: int = _setting(
+        3, p.parse_int_range(0, 64), "Nesting levels shown of a captured value."
+    )
+    capture_max_items: int = _setting(
+        10, p.parse_int_range(0, 10_000), "Elements shown per captured container."
+    )
+    capture_max_string: int = _setting(
+        200, p.parse_int_range(0, 1_000_000), "Characters shown per captured string."
+    )
+    capture_span_budget: int = _setting(
+        4096,
+        p.parse_int_range(0, 1_000_000),
+        "Characters of all captured values (arguments, return, state) of one span.",
+    )
+    redact_names: tuple[str, ...] = _setting(
+        (),
+        p.parse_name_patterns,
+        "Extra name patterns (regular expressions) whose values are masked, in addition to password, "
+        "secret, token, api_key, authorization, cookie, session...",
+    )
     log_level: str = _setting(
         "warning", p.parse_log_level, "Level of execscope's own log messages (`debug` to `error`)."
     )
@@ -131,6 +172,8 @@ def format_value(value: Any) -> str:
         return "(none)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(str(item) for item in value) if value else "(none)"
     return str(value)
 
 

@@ -128,3 +128,50 @@ def parse_choice(*choices: str) -> Any:
 
 
 parse_log_level = parse_choice(*_LOG_LEVELS)
+
+
+def parse_int_range(low: int, high: int) -> Any:
+    """A parser accepting a whole number from ``low`` to ``high``."""
+
+    def parse(raw: Any) -> int:
+        reason = f"expected a whole number from {low} to {high}"
+        if isinstance(raw, bool):
+            raise ValueError(reason)
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(reason) from None
+        if not low <= value <= high:
+            raise ValueError(reason)
+        return value
+
+    return parse
+
+
+_MODULE_GLOB = re.compile(r"^[A-Za-z0-9_*?\[\]!-]+(?:\.[A-Za-z0-9_*?\[\]!-]+)*$")
+
+
+def _items(raw: Any) -> list[str]:
+    if isinstance(raw, (list, tuple)):
+        return [str(item).strip() for item in raw if str(item).strip()]
+    return [item for item in re.split(r"[,\s]+", str(raw).strip()) if item]
+
+
+def parse_module_globs(raw: Any) -> tuple[str, ...]:
+    """Dotted module-name globs (``app``, ``app.*.views``), comma- or space-separated, or a TOML list."""
+    items = _items(raw)
+    for item in items:
+        if not _MODULE_GLOB.match(item):
+            raise ValueError(f"{item!r} is not a dotted module name or glob such as app.users or app.*")
+    return tuple(items)
+
+
+def parse_name_patterns(raw: Any) -> tuple[str, ...]:
+    """Regular expressions (searched, case-insensitive), comma-separated or a TOML list."""
+    items = _items(raw)
+    for item in items:
+        try:
+            re.compile(item)
+        except re.error as error:
+            raise ValueError(f"{item!r} is not a regular expression ({error})") from None
+    return tuple(items)

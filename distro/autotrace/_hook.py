@@ -1,0 +1,173 @@
+"""The import hook: a ``sys.meta_path`` finder whose loader rewrites selected modules.
+
+Only the step from source to code changes. Finding a module is left to the standard
+``PathFinder`` (so packages, namespace packages, ``importlib.import_module``, ``reload`` and
+``importlib.resources`` behave as usual), and the loader is the standard
+``SourceFileLoader`` with ``source_to_code`` overridden. Rewritten bytecode is cached next to
+the normal ``.pyc`` under its own name (``mod.cpython-311.execscope-<fingerprint>.pyc``), so a
+second start does not rewrite again and the plain cache is never overwritten.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Any
+
+from execscope.autotrace._rewriter import rewrite_tree
+from execscope.autotrace._selection import Selection
+
+_logger = logging.getLogger("execscope.autotrace")
+
+
+def _cache_path(standard: str, fingerprint: str) -> str:
+    # mod.cpython-311.pyc -> mod.cpython-311.execscope-<fp>.pyc (opt-1 etc. kept before it)
+    stem, _, suffix = standard.rpartition(".")
+    return f"{stem}.execscope-{fingerprint}.{suffix}"
+
+
+class RewritingLoader(SourceFileLoader):
+    """A ``SourceFileLoader`` that compiles the rewritten AST instead of the source."""
+
+    def __init__(self, fullname: str, path: str, finder: RewritingFinder, default_selected: bool) -> None:
+        super().__init__(fullname, path)
+        self._finder = finder
+        self._default_selected = default_selected
+        self._fingerprint = finder.selection.fingerprint()
+        try:
+            self._standard_cache: str | None = importlib.util.cache_from_source(path)
+        except (NotImplementedError, ValueError):
+            self._standard_cache = None
+
+    def _redirect(self, path: str) -> str:
+        if self._standard_cache is not None and path == self._standard_cache:
+            return _cache_path(path, self._fingerprint)
+        return path
+
+    def get_data(self, path: str) -> bytes:
+        return super().get_data(self._redirect(path))
+
+    def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
+        super().set_data(self._redirect(path), data, _mode=_mode)
+
+    def source_to_code(  # type: ignore[override]
+        self, data: bytes | str, path: str, *, _optimize: int = -1
+    ) -> CodeType:
+        code = self._finder.rewrite(self.name, data, path, self._default_selected, _optimize)
+        if code is not None:
+            return code
+        return super().source_to_code(data, path, _optimize=_optimize)
+
+
+class RewritingFinder:
+    """Finds selected modules with ``PathFinder`` and gives them a :class:`RewritingLoader`."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.rewritten: list[str] = []
+        self.failed: list[str] = []
+        self._local = threading.local()
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if getattr(self._local, "busy", False):
+            return None
+        self._local.busy = True
+        try:
+            return self._find_spec(fullname, path, target)
+        except Exception:  # fail open: the normal finders take over
+            _logger.debug("execscope: could not look up %s for rewriting", fullname, exc_info=True)
+            return None
+        finally:
+            self._local.busy = False
+
+    def _find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None
+    ) -> ModuleSpec | None:
+        selection = self.selection
+        if fullname == "execscope" or fullname.startswith("execscope."):
+            return None
+        if selection.exclude and not selection.plan:
+            from execscope.plan import name_covered
+
+            if name_covered(selection.exclude, fullname):
+                return None
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is None or type(spec.loader) is not SourceFileLoader or not spec.origin:
+            return None
+        if not selection.selects(fullname, spec.origin):
+            return None
+        spec.loader = RewritingLoader(
+            fullname, spec.origin, self, selection.by_default(fullname, spec.origin)
+        )
+        return spec
+
+    def invalidate_caches(self) -> None:
+        pass
+
+    def rewrite(
+        self, module: str, data: bytes | str, path: str, default_selected: bool, optimize: int = -1
+    ) -> CodeType | None:
+        """Compiled rewritten code, or None (after one warning) when the module cannot be rewritten."""
+        try:
+            source = importlib.util.decode_source(data) if isinstance(data, bytes) else data
+            tree = ast.parse(source, path)
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            return None  # the normal compile reports the error exactly as without execscope
+        try:
+            result = rewrite_tree(
+                tree,
+                str(Path(path).absolute()),
+                lambda qualname: self.selection.decide(module, qualname, default_selected),
+            )
+            code = compile(result.tree, path, "exec", dont_inherit=True, optimize=optimize)
+        except Exception as error:
+            self.failed.append(module)
+            _logger.warning(
+                "execscope: %s could not be rewritten (%s: %s); it is imported unmodified",
+                module,
+                type(error).__name__,
+                error,
+            )
+            return None
+        self.rewritten.append(module)
+        return code
+
+
+def install_finder(selection: Selection) -> RewritingFinder:
+    finder = RewritingFinder(selection)
+    sys.meta_path.insert(0, finder)
+    importlib.invalidate_caches()
+    return finder
+
+
+def remove_finder(finder: Any) -> None:
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(finder)
+
+
+def imported_too_early(selection: Selection) -> list[str]:
+    """Selected modules that were already imported, so their code was not rewritten."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if name == "__main__" or not isinstance(filename, str) or not filename.endswith(".py"):
+            continue
+        try:
+            if selection.selects(name, filename) and "__execscope_sites__" not in vars(module):
+                found.append(name)
+        except Exception:
+            continue
+    return sorted(found)
+
+
+__all__ = ["RewritingFinder", "RewritingLoader", "imported_too_early", "install_finder", "remove_finder"]

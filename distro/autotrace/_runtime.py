@@ -1,0 +1,706 @@
+"""The hot path: what a rewritten function runs on every call.
+
+A rewritten function's body is wrapped in ``with __execscope_sites__[i]:`` where the item is
+this module's :class:`Site`. The design keeps the common cases cheap:
+
+* Per-call state is kept in the site's ``frames`` dict keyed by the calling frame, not in a
+  local variable (the function's ``locals()`` stay exactly as written) nor in a wrapper frame
+  (``sys._getframe(1)`` and the recursion limit stay as written). A call that records nothing
+  leaves the dict empty, and ``__exit__`` returns after one truth test.
+* A recorded call does not create an SDK span. It builds a small :class:`Call` object, which is
+  itself an ``opentelemetry.trace.Span`` put into the current OpenTelemetry context, so spans
+  other instrumentations start inside it become its children; its ``SpanContext`` is built only
+  if someone asks. At the end the finished call is appended to the recorder's queue and a
+  background thread turns it into a ``ReadableSpan`` for the SDK's span processors.
+* Trace-level sampling is decided once, at the local root. A root that is not sampled puts a
+  :class:`Unsampled` marker into the context, so the calls below it skip in a few hundred ns.
+
+Nothing here may raise into the host program: every entry point catches its own errors,
+counts them and carries on as if the call were not selected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from random import getrandbits, random
+from types import FrameType, TracebackType
+from typing import Any, Final, Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context.context import Context
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import SpanContext, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types as otel_types
+
+from execscope.autotrace._levels import ARGS, FULL, OFF, TIMING, SiteFlags
+from execscope.autotrace._recorder import RECORDER, Recorder
+from execscope.capture import CaptureLimits, SpanBudget, default_redactor, render, render_arguments, snapshot
+from execscope.capture import Redactor as _Redactor
+from execscope.capture import diff as _diff
+
+_logger = logging.getLogger("execscope.autotrace")
+_getframe = sys._getframe
+_time_ns = time.time_ns
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_MAX_STACK_FRAMES: Final = 64
+# Scalar argument types whose ``str`` cannot run user code, for exception messages.
+_SAFE_MESSAGE_TYPES: Final = (str, int, float, bool, bytes, type(None))
+
+
+def _suppress_key() -> str:
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+    return _SUPPRESS_INSTRUMENTATION_KEY
+
+
+_SUPPRESS_KEY: Final = _suppress_key()
+
+
+class _ContextAccess:
+    """Reads and replaces the current OpenTelemetry context.
+
+    With the SDK's default contextvars runtime context the context variable is used directly
+    (``set`` without tokens, because a generator may be resumed in another ``Context`` than the
+    one it was suspended in, where ``reset(token)`` would raise). With any other runtime
+    context the public ``get_current``/``attach``/``detach`` API is used.
+    """
+
+    __slots__ = ("get", "set")
+
+    def __init__(self) -> None:
+        var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+        if var is not None and hasattr(var, "get") and hasattr(var, "set"):
+            self.get: Callable[[], Context] = var.get
+            self.set: Callable[[Context], object] = var.set
+        else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+            self.get = otel_context.get_current
+            self.set = otel_context.attach
+
+
+_CONTEXT = _ContextAccess()
+
+
+class Unsampled(trace.Span):
+    """The current span below a local root that head sampling dropped (or while execscope's
+    own threads run): rewritten calls underneath record nothing; its ``SpanContext`` (not
+    sampled) is made only if another instrumentation or a propagator asks for it."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self) -> None:
+        self._context: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        if self._context is None:
+            self._context = SpanContext(
+                getrandbits(128) or 1, getrandbits(64) or 1, is_remote=False, trace_flags=_NOT_SAMPLED
+            )
+        return self._context
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, otel_types.AttributeValue]) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: otel_types.AttributeValue) -> None:
+        pass
+
+    def add_event(
+        self, name: str, attributes: otel_types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        pass
+
+    def update_name(self, name: str) -> None:
+        pass
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        pass
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: otel_types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        pass
+
+
+class Call(trace.Span):
+    """One recorded call: the span of a rewritten function while it runs and until exported.
+
+    Other code sees it as the current span: ``trace.get_current_span().set_attribute(...)``
+    inside an instrumented function lands on its span, and spans started inside are children.
+    """
+
+    __slots__ = (
+        "_span_context",
+        "attached",
+        "attributes",
+        "budget",
+        "closed",
+        "end_time",
+        "events",
+        "exception",
+        "has_return",
+        "inner",
+        "name",
+        "outer",
+        "parent_context",
+        "parent_id",
+        "returned",
+        "site",
+        "span_id",
+        "start",
+        "state_before",
+        "state_owner",
+        "status",
+        "trace_id",
+        "yields",
+    )
+
+    def __init__(self, site: Site, trace_id: int, parent_id: int, parent_context: SpanContext | None) -> None:
+        self.site = site
+        self.trace_id = trace_id
+        self.span_id = getrandbits(64) or 1
+        self.parent_id = parent_id
+        self.parent_context = parent_context
+        self.start = _time_ns()
+        self.end_time = 0
+        self.attributes: dict[str, otel_types.AttributeValue] | None = None
+        self.events: list[tuple[str, dict[str, Any], int]] | None = None
+        self.status: Status | None = None
+        self.exception: tuple[str, str, traceback.StackSummary | None] | None = None
+        self.has_return = False
+        self.returned: object = None
+        self.state_owner: object = None
+        self.state_before: dict[str, str] | None = None
+        self.yields = 0
+        self.closed = False
+        self.name = site.name
+        self._span_context: SpanContext | None = None
+        self.budget: SpanBudget | None = None
+        self.attached = False
+        self.outer: Context | None = None
+        self.inner: Context | None = None
+
+    # -- opentelemetry.trace.Span, for code running inside the call ---------------------------
+
+    def get_span_context(self) -> SpanContext:
+        if self._span_context is None:
+            self._span_context = SpanContext(
+                self.trace_id, self.span_id, is_remote=False, trace_flags=_SAMPLED
+            )
+        return self._span_context
+
+    def is_recording(self) -> bool:
+        return not self.end_time
+
+    def end(self, end_time: int | None = None) -> None:
+        """Ignored: the call ends when the function returns."""
+
+    def set_attributes(self, attributes: Mapping[str, otel_types.AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def set_attribute(self, key: str, value: otel_types.AttributeValue) -> None:
+        if self.end_time:
+            return
+        if self.attributes is None:
+            self.attributes = {}
+        self.attributes[key] = value
+
+    def add_event(
+        self, name: str, attributes: otel_types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if self.end_time:
+            return
+        if self.events is None:
+            self.events = []
+        self.events.append((name, dict(attributes or {}), timestamp or _time_ns()))
+
+    def update_name(self, name: str) -> None:
+        if not self.end_time:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self.end_time:
+            return
+        self.status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: otel_types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        event = exception_event_attributes(type(exception), exception, exception.__traceback__)
+        event.update(attributes or {})
+        self.add_event("exception", event, timestamp)
+
+    def __repr__(self) -> str:
+        return f"Call({self.site.name!r}, span_id={self.span_id:016x})"
+
+
+class _Timed:
+    """Per-call state of a call with a ``min_duration``: only its start, until it proves slow."""
+
+    __slots__ = ("outer", "start")
+
+    def __init__(self, start: int, outer: Context) -> None:
+        self.start = start
+        self.outer = outer
+
+
+class _Marker:
+    """Per-call state of a local root that was not sampled: the context to restore."""
+
+    __slots__ = ("outer",)
+
+    def __init__(self, outer: Context) -> None:
+        self.outer = outer
+
+
+def exception_message(value: BaseException) -> str:
+    """The exception's message without running user code: ``str`` only for builtin exception
+    types whose arguments are plain scalars, the safe renderer otherwise."""
+    args = getattr(value, "args", ())
+    if type(args) is not tuple:
+        return render(args)
+    if type(value).__module__ == "builtins" and all(type(a) in _SAFE_MESSAGE_TYPES for a in args):
+        try:
+            return str(value)
+        except Exception:
+            pass
+    if len(args) == 1 and type(args[0]) is str:
+        return args[0]
+    if not args:
+        return ""
+    return render(args)
+
+
+def exception_type_name(tp: type[BaseException]) -> str:
+    module = getattr(tp, "__module__", "")
+    qualname = getattr(tp, "__qualname__", tp.__name__)
+    return qualname if module in ("builtins", "__main__", None) else f"{module}.{qualname}"
+
+
+def exception_event_attributes(
+    tp: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> dict[str, Any]:
+    message = exception_message(value)
+    summary = traceback.StackSummary.extract(
+        traceback.walk_tb(tb), limit=_MAX_STACK_FRAMES, lookup_lines=False
+    )
+    return {
+        "exception.type": exception_type_name(tp),
+        "exception.message": message,
+        "exception.stacktrace": format_stacktrace(exception_type_name(tp), message, summary),
+    }
+
+
+def format_stacktrace(type_name: str, message: str, summary: traceback.StackSummary | None) -> str:
+    lines = ["Traceback (most recent call last):\n"]
+    if summary:
+        lines.extend(summary.format())
+    lines.append(f"{type_name}: {message}\n" if message else f"{type_name}\n")
+    return "".join(lines)
+
+
+class RuntimeConfig:
+    """What the sites of every rewritten module share: capture bounds, redaction, the root
+    sampling decision and the recorder. Replaced as a whole by :func:`configure`; sites keep
+    the configuration that was current when their module was imported. ``active`` is False
+    until the auto-instrumentor is installed: rewritten code run without it records nothing."""
+
+    __slots__ = ("active", "limits", "recorder", "redactor", "root_sampled")
+
+    def __init__(
+        self,
+        limits: CaptureLimits | None = None,
+        redactor: _Redactor | None = None,
+        root_sampled: Callable[[int, str], bool] | None = None,
+        recorder: Recorder | None = None,
+        active: bool = False,
+    ) -> None:
+        self.limits = limits or CaptureLimits()
+        self.redactor = redactor or default_redactor()
+        self.root_sampled = root_sampled or _always
+        self.recorder = recorder or RECORDER
+        self.active = active
+
+
+def _always(trace_id: int, name: str) -> bool:
+    return True
+
+
+_CONFIG = RuntimeConfig()
+
+
+def configure(config: RuntimeConfig) -> None:
+    """Use ``config`` for sites created from now on (modules imported or reloaded later)."""
+    global _CONFIG
+    _CONFIG = config
+
+
+def current_config() -> RuntimeConfig:
+    return _CONFIG
+
+
+class Site:
+    """One rewritten function: its static description, its level, and its in-flight calls.
+
+    ``__enter__``/``__exit__`` are called by the ``with`` the rewriter puts around the body;
+    ``ret``, ``suspend``, ``resume`` and ``delegate`` by its rewritten ``return``, ``yield``
+    and ``yield from``. ``frames`` maps each calling frame to its per-call state.
+    """
+
+    __slots__ = (
+        "attributes",
+        "config",
+        "errors",
+        "filename",
+        "flags",
+        "frames",
+        "level",
+        "lineno",
+        "min_duration_ns",
+        "module",
+        "name",
+        "params",
+        "qualname",
+        "sample_rate",
+        "state",
+    )
+
+    def __init__(
+        self,
+        module: str,
+        qualname: str,
+        filename: str,
+        lineno: int,
+        params: Sequence[str],
+        flags: int,
+        level: int,
+        sample_rate: float,
+        min_duration: float,
+        config: RuntimeConfig,
+    ) -> None:
+        self.module = module
+        self.qualname = qualname
+        self.name = qualname
+        self.filename = filename
+        self.lineno = lineno
+        self.params = tuple(params)
+        self.flags = flags
+        self.config = config
+        self.level = level if config.active else OFF
+        self.sample_rate = sample_rate
+        self.min_duration_ns = int(min_duration * 1e9)
+        # Which state is diffed: 0 none, 1 the instance (first parameter), 2 reducer-style.
+        self.state = 0
+        if level >= FULL and self.params:
+            if flags & SiteFlags.INSTANCE_METHOD and flags & SiteFlags.STATEFUL_CLASS:
+                self.state = 1
+            elif flags & SiteFlags.REDUCER:
+                self.state = 2
+        self.frames: dict[FrameType, Any] = {}
+        self.errors = 0
+        self.attributes: dict[str, otel_types.AttributeValue] = {
+            "code.function.name": f"{module}.{qualname}",
+            "code.function": qualname,
+            "code.namespace": module,
+            "code.file.path": filename,
+            "code.filepath": filename,
+            "code.line.number": lineno,
+            "code.lineno": lineno,
+        }
+
+    def __repr__(self) -> str:
+        return f"Site({self.module}:{self.qualname}, level={self.level})"
+
+    # -- entry and exit -------------------------------------------------------------------------
+
+    def __enter__(self) -> None:
+        if not self.level:
+            return
+        try:
+            outer = _CONTEXT.get()
+            if self.min_duration_ns:
+                # Only timed; whether it is recorded is decided when it proves slow.
+                self.frames[_getframe(1)] = _Timed(_time_ns(), outer)
+                return
+            parent = outer.get(_SPAN_KEY)
+            kind = type(parent)
+            if kind is Call:
+                if self.sample_rate < 1.0 and random() >= self.sample_rate:
+                    return
+                trace_id = parent.trace_id  # type: ignore[attr-defined]
+                parent_id = parent.span_id  # type: ignore[attr-defined]
+                parent_context = None
+            elif kind is Unsampled:
+                return
+            else:
+                parent_context = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
+                if parent_context is not None and parent_context.is_valid:
+                    if not parent_context.trace_flags.sampled:
+                        return
+                    if self.sample_rate < 1.0 and random() >= self.sample_rate:
+                        return
+                    trace_id = parent_context.trace_id
+                    parent_id = parent_context.span_id
+                else:
+                    if outer.get(_SUPPRESS_KEY):
+                        return
+                    trace_id = getrandbits(128) or 1
+                    if not (self.config.root_sampled(trace_id, self.name) and random() < self.sample_rate):
+                        frame = _getframe(1)
+                        marker = _Marker(outer)
+                        self.frames[frame] = marker
+                        _CONTEXT.set(Context({**outer, _SPAN_KEY: Unsampled()}))
+                        return
+                    parent_id = 0
+                    parent_context = None
+            frame = _getframe(1)
+            call = Call(self, trace_id, parent_id, parent_context)
+            if self.level >= ARGS:
+                self._capture_arguments(call, frame)
+            call.outer = outer
+            inner = call.inner = Context({**outer, _SPAN_KEY: call})
+            call.attached = True
+            self.frames[frame] = call
+            _CONTEXT.set(inner)
+        except Exception:
+            self._internal_error()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if not self.frames:
+            return False
+        try:
+            frame = _getframe(1)
+            state = self.frames.pop(frame, None)
+            if state is None:
+                return False
+            kind = type(state)
+            if kind is Call:
+                if state.attached:
+                    _CONTEXT.set(state.outer)
+                    state.attached = False
+                self._finish(state, exc_type, exc, tb)
+            elif kind is _Marker:
+                _CONTEXT.set(state.outer)
+            elif kind is _Timed:
+                self._finish_timed(state, frame, exc_type, exc, tb)
+        except Exception:
+            self._internal_error()
+        return False
+
+    # -- return values and generators ----------------------------------------------------------
+
+    def ret(self, value: Any) -> Any:
+        """``return value`` of the rewritten function: remembered, returned unchanged."""
+        if self.frames:
+            try:
+                call = self.frames.get(_getframe(1))
+                if call is not None and type(call) is Call:
+                    call.returned = value
+                    call.has_return = True
+            except Exception:
+                self._internal_error()
+        return value
+
+    def suspend(self, value: Any) -> Any:
+        """Just before a ``yield``: give the consumer back its own context, count the yield."""
+        if self.frames:
+            try:
+                call = self.frames.get(_getframe(1))
+                if call is not None and type(call) is Call:
+                    call.yields += 1
+                    if call.attached:
+                        call.attached = False
+                        _CONTEXT.set(call.outer)  # type: ignore[arg-type]
+            except Exception:
+                self._internal_error()
+        return value
+
+    def resume(self, sent: Any) -> Any:
+        """Just after a ``yield`` resumed: make the generator's span current again."""
+        if self.frames:
+            try:
+                call = self.frames.get(_getframe(1))
+                if call is not None and type(call) is Call and not call.attached:
+                    call.outer = _CONTEXT.get()
+                    call.inner = Context({**call.outer, _SPAN_KEY: call})
+                    call.attached = True
+                    _CONTEXT.set(call.inner)
+            except Exception:
+                self._internal_error()
+        return sent
+
+    def delegate(self, iterable: Any) -> Any:
+        """Before ``yield from``: the delegated-to iterator runs in the consumer's context."""
+        if self.frames:
+            try:
+                call = self.frames.get(_getframe(1))
+                if call is not None and type(call) is Call and call.attached:
+                    call.attached = False
+                    _CONTEXT.set(call.outer)  # type: ignore[arg-type]
+            except Exception:
+                self._internal_error()
+        return iterable
+
+    # -- capture -------------------------------------------------------------------------------
+
+    def _capture_arguments(self, call: Call, frame: FrameType) -> None:
+        params = self.params
+        if not params:
+            return
+        values = frame.f_locals
+        config = self.config
+        budget = call.budget = SpanBudget(config.limits.span_budget)
+        first = 1 if self.flags & SiteFlags.METHOD else 0
+        if self.state == 1:
+            owner = values.get(params[0])
+            call.state_owner = owner
+            call.state_before = snapshot(owner, config.limits, config.redactor)
+        elif self.state == 2:
+            call.state_before = snapshot(values.get(params[0]), config.limits, config.redactor)
+        pairs = [(name, values[name]) for name in params[first:] if name in values]
+        if pairs:
+            rendered = render_arguments(pairs, config.limits, budget, config.redactor)
+            call.attributes = {f"execscope.args.{name}": text for name, text in rendered.items()}
+
+    def _finish(
+        self,
+        call: Call,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        call.end_time = _time_ns()
+        config = self.config
+        attributes = call.attributes
+        if attributes is None:
+            attributes = call.attributes = {}
+        if exc_type is not None and exc is not None:
+            if exc_type is GeneratorExit:
+                call.closed = True
+            else:
+                message = exception_message(exc)
+                summary = traceback.StackSummary.extract(
+                    traceback.walk_tb(tb), limit=_MAX_STACK_FRAMES, lookup_lines=False
+                )
+                call.exception = (exception_type_name(exc_type), message, summary)
+        if self.level >= ARGS:
+            budget = call.budget or SpanBudget(config.limits.span_budget)
+            if call.has_return and exc_type is None:
+                attributes["execscope.return"] = render(call.returned, config.limits, budget, config.redactor)
+            if self.state and call.state_before is not None:
+                if self.state == 1:
+                    after = snapshot(call.state_owner, config.limits, config.redactor)
+                    attributes["execscope.state.diff"] = _diff(call.state_before, after).to_json(
+                        config.limits.max_state_diff
+                    )
+                elif call.has_return and exc_type is None:
+                    after = snapshot(call.returned, config.limits, config.redactor)
+                    attributes["execscope.state.diff"] = _diff(call.state_before, after).to_json(
+                        config.limits.max_state_diff
+                    )
+        call.returned = None
+        call.state_owner = None
+        config.recorder.submit(call)
+
+    def _finish_timed(
+        self,
+        timed: _Timed,
+        frame: FrameType,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        end = _time_ns()
+        if end - timed.start < self.min_duration_ns:
+            return
+        # The call proved slow: record it after the fact, under the span that was current
+        # when it started. Its arguments are read now (as bound at the end of the call).
+        parent = timed.outer.get(_SPAN_KEY)
+        if type(parent) is Call:
+            trace_id, parent_id, parent_context = parent.trace_id, parent.span_id, None
+        elif type(parent) is Unsampled:
+            return
+        else:
+            parent_context = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
+            if parent_context is not None and parent_context.is_valid:
+                if not parent_context.trace_flags.sampled:
+                    return
+                trace_id, parent_id = parent_context.trace_id, parent_context.span_id
+            else:
+                if timed.outer.get(_SUPPRESS_KEY):
+                    return
+                trace_id, parent_id, parent_context = getrandbits(128) or 1, 0, None
+                if not self.config.root_sampled(trace_id, self.name):
+                    return
+        if self.sample_rate < 1.0 and random() >= self.sample_rate:
+            return
+        call = Call(self, trace_id, parent_id, parent_context)
+        call.start = timed.start
+        if self.level >= ARGS:
+            self._capture_arguments(call, frame)
+            call.state_before = None
+        self._finish(call, exc_type, exc, tb)
+
+    def _internal_error(self) -> None:
+        self.errors += 1
+        if self.errors == 1:
+            _logger.warning(
+                "execscope: recording %s:%s failed; the call ran normally",
+                self.module,
+                self.qualname,
+                exc_info=True,
+            )
+        self.config.recorder.count_internal_error()
+
+
+Descriptor = tuple[str, int, tuple[str, ...], int, int, float, float]
+
+
+def sites_for(module: str, filename: str, descriptors: Iterable[Descriptor]) -> list[Site]:
+    """Called by the first statement of every rewritten module: one :class:`Site` per rewritten
+    function, in the order of the ``__execscope_sites__[i]`` indexes the rewriter emitted.
+    Each descriptor is ``(qualname, line, parameters, flags, level, sample_rate, min_duration)``."""
+    config = _CONFIG
+    return [
+        Site(module, qualname, filename, lineno, params, flags, level, rate, min_duration, config)
+        for qualname, lineno, params, flags, level, rate, min_duration in descriptors
+    ]
+
+
+__all__ = [
+    "ARGS",
+    "FULL",
+    "OFF",
+    "TIMING",
+    "Call",
+    "RuntimeConfig",
+    "Site",
+    "Unsampled",
+    "configure",
+    "current_config",
+    "exception_event_attributes",
+    "format_stacktrace",
+    "sites_for",
+]

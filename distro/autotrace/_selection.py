@@ -1,0 +1,116 @@
+"""Which modules are rewritten, and how each of their functions is recorded.
+
+Default selection: the application's own modules, i.e. source files under one of the
+application roots (the entry script's folder, or the working directory for ``-m``/``-c``),
+never the standard library, an installed package or execscope itself, even when the virtual
+environment lives inside the project. ``EXECSCOPE_AUTOTRACE_MODULES`` (dotted globs) selects
+modules by name wherever they are installed; ``EXECSCOPE_AUTOTRACE_EXCLUDE`` removes modules;
+plan targets select modules too and set per-function levels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import site
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from execscope.autotrace._levels import OFF, level_number
+from execscope.autotrace._rewriter import REWRITER_VERSION, Decision
+from execscope.plan import Plan, covers_module, dump_plan, match_target, name_covered
+
+_INSTALLED_PARTS = frozenset({"site-packages", "dist-packages"})
+
+
+def _normalise(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def installed_dirs() -> tuple[str, ...]:
+    """Folders whose modules are never the application's: stdlib, site-packages, execscope."""
+    candidates: set[str] = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if key in paths:
+            candidates.add(paths[key])
+    with contextlib.suppress(AttributeError):  # virtualenv's old site.py has no getsitepackages
+        candidates.update(site.getsitepackages())
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if isinstance(user_site, str):
+        candidates.add(user_site)
+    import execscope
+
+    candidates.add(str(Path(execscope.__file__).resolve().parent))
+    return tuple(sorted(_normalise(path) for path in candidates if path))
+
+
+def default_roots(argv0: str | None = None) -> tuple[str, ...]:
+    """The application's folder: the entry script's, or the working directory."""
+    script = argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")
+    if script and script not in ("-c", "-m") and Path(script).is_file():
+        return (_normalise(str(Path(script).absolute().parent)),)
+    return (_normalise(str(Path.cwd())),)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class Selection:
+    roots: tuple[str, ...]
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    plan: Plan | None = None
+    default_level: int = 3
+    never: tuple[str, ...] = field(default_factory=installed_dirs)
+
+    def is_application_file(self, filename: str) -> bool:
+        path = _normalise(filename)
+        if _INSTALLED_PARTS & set(Path(path).parts):
+            return False
+        if any(_under(path, folder) for folder in self.never):
+            return False
+        return any(_under(path, root) for root in self.roots)
+
+    def by_default(self, module: str, filename: str | None) -> bool:
+        """Selected without the plan: named by the include globs, or an application file."""
+        if self.include:
+            return name_covered(self.include, module)
+        return filename is not None and self.is_application_file(filename)
+
+    def selects(self, module: str, filename: str | None) -> bool:
+        if module == "execscope" or module.startswith("execscope."):
+            return False
+        if self.exclude and name_covered(self.exclude, module):
+            return False
+        if self.plan is not None and any(
+            covers_module(target, module) and target.level != "off" for target in self.plan.targets
+        ):
+            return True
+        return self.by_default(module, filename)
+
+    def decide(self, module: str, qualname: str, default_selected: bool) -> Decision:
+        target = match_target(self.plan, module, qualname) if self.plan is not None else None
+        if target is not None:
+            return Decision(
+                level_number(target.level),
+                target.stateful,
+                target.sample_rate,
+                target.min_duration_ms / 1000.0,
+            )
+        return Decision(self.default_level if default_selected else OFF)
+
+    def fingerprint(self) -> str:
+        """Names the cached rewrites: a different plan or level must not reuse them."""
+        parts = [
+            f"rewriter={REWRITER_VERSION}",
+            f"level={self.default_level}",
+            f"include={self.include}",
+            f"plan={dump_plan(self.plan) if self.plan is not None else ''}",
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
