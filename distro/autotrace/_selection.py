@@ -48,11 +48,27 @@ def installed_dirs() -> tuple[str, ...]:
     return tuple(sorted(_normalise(path) for path in candidates if path))
 
 
+def _entry_script() -> str:
+    """``sys.argv[0]``, or the script given to the script runner: at start-up under
+    ``python [options] -m execscope.autotrace script.py`` sys.argv is still ``['-m', ...]``."""
+    if sys.argv and sys.argv[0] == "-m":
+        args = list(getattr(sys, "orig_argv", []))
+        for index in range(1, len(args) - 2):
+            if args[index] == "-m" and args[index + 1] == "execscope.autotrace":
+                return args[index + 2]
+    return sys.argv[0] if sys.argv else ""
+
+
 def default_roots(argv0: str | None = None) -> tuple[str, ...]:
-    """The application's folder: the entry script's, or the working directory."""
-    script = argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")
+    """The application's folder: the entry script's, or the working directory when there is
+    no script (``-m``, ``-c``) or the script is an installed command (``pytest``, ``gunicorn``,
+    ``execscope`` itself live in the environment's ``bin`` folder)."""
+    script = argv0 if argv0 is not None else _entry_script()
     if script and script not in ("-c", "-m") and Path(script).is_file():
-        return (_normalise(str(Path(script).absolute().parent)),)
+        folder = _normalise(str(Path(script).absolute().parent))
+        environments = {_normalise(sys.prefix), _normalise(sys.base_prefix)}
+        if not any(_under(folder, prefix) for prefix in environments):
+            return (folder,)
     return (_normalise(str(Path.cwd())),)
 
 

@@ -1,0 +1,107 @@
+"""``execscope plan show`` and ``execscope rewrite``: see what the auto-instrumentor will do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from execscope.autotrace import rewrite_source
+from execscope.autotrace._install import load_configured_plan, selection_from
+from execscope.cli import _render
+from execscope.plan import Plan, PlanError, load_plan
+from execscope.settings import get_settings
+
+
+@click.group()
+def plan() -> None:
+    """Inspect the instrumentation plan the auto-instrumentor follows."""
+
+
+def _effective(plan_file: Path | None) -> tuple[Plan | None, str]:
+    settings = get_settings().settings
+    if plan_file is not None:
+        try:
+            return load_plan(plan_file), str(plan_file)
+        except (OSError, PlanError) as error:
+            raise click.ClickException(f"plan {plan_file} cannot be used: {error}") from None
+    if settings.plan is None:
+        return None, "(none: every function of the selected modules at the default level)"
+    return load_configured_plan(settings), str(settings.plan)
+
+
+@plan.command("show")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A plan file to show instead of the configured one (EXECSCOPE_PLAN).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def plan_show(plan_file: Path | None, as_json: bool) -> None:
+    """Print the effective plan: selection rules, default level and every target."""
+    settings = get_settings().settings
+    loaded, source = _effective(plan_file)
+    selection = selection_from(settings, loaded)
+    document: dict[str, Any] = {
+        "source": source,
+        "autotrace": settings.autotrace,
+        "default_level": settings.autotrace_level,
+        "application_roots": list(selection.roots),
+        "modules": list(selection.include),
+        "exclude": list(selection.exclude),
+        "targets": [
+            {
+                "pattern": t.pattern,
+                "level": t.level,
+                "sample_rate": t.sample_rate,
+                "min_duration_ms": t.min_duration_ms,
+                "stateful": t.stateful,
+                "priority": t.priority,
+                "reason": t.reason,
+            }
+            for t in (loaded.targets if loaded is not None else ())
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    selected = (
+        "modules named " + ", ".join(selection.include)
+        if selection.include
+        else "application files under " + ", ".join(selection.roots)
+    )
+    click.echo(f"plan: {source}")
+    click.echo(f"auto-instrumentor: {'on' if settings.autotrace else 'off'}")
+    click.echo(f"selected by default: {selected} (never the standard library or installed packages)")
+    if selection.exclude:
+        click.echo("excluded: " + ", ".join(selection.exclude))
+    click.echo(f"level of functions no target covers: {settings.autotrace_level}")
+    if document["targets"]:
+        rows = [
+            (
+                t["pattern"],
+                t["level"],
+                f"{t['sample_rate']:g}",
+                f"{t['min_duration_ms']:g}",
+                "yes" if t["stateful"] else "",
+                t["reason"],
+            )
+            for t in document["targets"]
+        ]
+        click.echo("")
+        click.echo(_render.table(("target", "level", "sample", "min ms", "stateful", "reason"), rows))
+
+
+@click.command("rewrite")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--module", default=None, help="Module name the plan is matched against (default: file stem).")
+def rewrite(path: Path, module: str | None) -> None:
+    """Print PATH as the auto-instrumentor rewrites it (comments are not kept)."""
+    try:
+        click.echo(rewrite_source(path, module))
+    except SyntaxError as error:
+        raise click.ClickException(f"{path} cannot be parsed: {error}") from None
