@@ -15,6 +15,28 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HELLO = REPO / "examples" / "hello" / "main.py"
+#: The hand-made spans of examples/hello (OpenTelemetry API calls in its code).
+HELLO_MANUAL_SPANS = (
+    "hello.main",
+    "nested calls",
+    "stateful counter",
+    "generator",
+    "async call",
+    "caught exception",
+)
+#: The calls of examples/hello that the auto-instrumentor records, once each per run.
+HELLO_CALLS = (
+    ("main", 1),
+    ("sum_of_squares", 1),
+    ("square", 3),
+    ("Counter.__init__", 1),
+    ("Counter.add", 3),
+    ("countdown", 1),
+    ("fetch_greeting", 1),
+    ("parse_port", 1),
+)
+#: Every span name of one run of examples/hello under `execscope run`, sorted, with repeats.
+HELLO_SPANS = sorted([*HELLO_MANUAL_SPANS, *(name for name, times in HELLO_CALLS for _ in range(times))])
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

@@ -9,7 +9,8 @@ from conftest import HELLO, execscope, execscope_json
 
 
 def record_hello(env: dict[str, str], cwd: Path) -> str:
-    assert execscope("run", HELLO, env=env, cwd=cwd).returncode == 0
+    # Only the example's hand-made spans: its functions are not auto-traced here.
+    assert execscope("run", "--autotrace", "false", HELLO, env=env, cwd=cwd).returncode == 0
     (listed,) = execscope_json("traces", env=env, cwd=cwd)
     return str(listed["trace_id"])
 
@@ -23,13 +24,15 @@ def test_show_prints_a_plain_span_tree_when_piped(env: dict[str, str], tmp_path:
     assert "\x1b[" not in result.stdout
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"trace {trace_id}  hello  ")
-    assert lines[1].startswith("`- hello.main  ")
-    assert any(line.startswith("   |- nested calls  ") for line in lines)
-    assert "      exception: ValueError: invalid literal for int() with base 10: 'eighty'" in lines
+    assert lines[1].startswith("`- main  ")
+    assert lines[2].startswith("   `- hello.main  ")
+    assert any(line.startswith("      |- nested calls  ") for line in lines)
+    assert "         exception: ValueError: invalid literal for int() with base 10: 'eighty'" in lines
+    assert "      |  |  state: count: 0 -> 1; history: [] -> [1]" in lines
     assert not any("counter.count" in line for line in lines)
 
     detailed = execscope("show", "--last", "--attributes", env=env, cwd=tmp_path).stdout.splitlines()
-    assert "   |  counter.count: 6" in detailed
+    assert "      |  counter.count: 6" in detailed
 
 
 def test_traces_and_query_print_tables_and_json(env: dict[str, str], tmp_path: Path) -> None:
@@ -43,7 +46,10 @@ def test_traces_and_query_print_tables_and_json(env: dict[str, str], tmp_path: P
     assert sorted(span["name"] for span in spans) == ["async call", "nested calls"]
     slow = execscope_json("query", "--min-duration", "5ms", env=env, cwd=tmp_path)
     assert "async call" in {span["name"] for span in slow}  # it sleeps 10ms
-    assert execscope_json("query", "--errors", env=env, cwd=tmp_path) == []
+    errors = execscope_json("query", "--errors", env=env, cwd=tmp_path)
+    assert [span["name"] for span in errors] == ["parse_port"]  # raised the error main() caught
+    by_function = execscope_json("query", "--function", "__main__.Counter.*", env=env, cwd=tmp_path)
+    assert sorted(span["name"] for span in by_function) == ["Counter.__init__"] + ["Counter.add"] * 3
     assert (
         execscope_json("query", "--trace-id", trace_id, "--limit", "2", env=env, cwd=tmp_path)[0]["trace_id"]
         == trace_id

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, HELLO, execscope, execscope_json, run
+from conftest import BIN, HELLO, HELLO_MANUAL_SPANS, HELLO_SPANS, execscope, execscope_json, run
 
 
 def hello_lines() -> list[str]:
@@ -21,30 +21,28 @@ def hello_lines() -> list[str]:
 
 
 def test_execscope_run_records_the_hello_example_in_the_store(env: dict[str, str], tmp_path: Path) -> None:
-    result = execscope("run", HELLO, env=env, cwd=tmp_path)
+    result = execscope("run", "--autotrace", "false", HELLO, env=env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == hello_lines()
     assert result.stderr == ""
     (listed,) = execscope_json("traces", env=env, cwd=tmp_path)
-    assert listed["root_name"] == "hello.main"
+    assert listed["root_name"] == "main"
     assert listed["service"] == "hello"
-    assert listed["span_count"] == 6
-    assert listed["error_count"] == 0
+    assert listed["span_count"] == len(HELLO_SPANS)
+    assert listed["error_count"] == 1  # parse_port raised; main caught it
     shown = execscope_json("show", listed["trace_id"], env=env, cwd=tmp_path)
+    assert sorted(span["name"] for span in shown["spans"]) == HELLO_SPANS
     by_name = {span["name"]: span for span in shown["spans"]}
-    assert set(by_name) == {
-        "hello.main",
-        "nested calls",
-        "stateful counter",
-        "generator",
-        "async call",
-        "caught exception",
-    }
-    root_id = by_name["hello.main"]["span_id"]
-    assert all(span["parent_span_id"] == root_id for name, span in by_name.items() if name != "hello.main")
+    # The script's own main() is the root; the hand-made spans nest under the call that made them.
+    assert by_name["hello.main"]["parent_span_id"] == by_name["main"]["span_id"]
+    manual_parent = by_name["hello.main"]["span_id"]
+    assert all(by_name[name]["parent_span_id"] == manual_parent for name in HELLO_MANUAL_SPANS[1:])
     (exception,) = by_name["caught exception"]["events"]
     assert exception["attributes"]["exception.type"] == "ValueError"
+    assert by_name["parse_port"]["parent_span_id"] == by_name["caught exception"]["span_id"]
+    assert by_name["parse_port"]["status"]["code"] == "ERROR"
+    assert by_name["parse_port"]["attributes"]["execscope.args.text"] == "'eighty'"
     for span in shown["spans"]:
         assert {
             "trace_id",

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from conftest import HELLO, execscope, execscope_json
+from conftest import HELLO, HELLO_SPANS, execscope, execscope_json
 
 
 class Collector:
@@ -91,16 +91,12 @@ def http_collector() -> Iterator[tuple[str, Collector]]:
     server.server_close()
 
 
-HELLO_SPANS = sorted(
-    ["hello.main", "nested calls", "stateful counter", "generator", "async call", "caught exception"]
-)
-
-
 def test_spans_reach_an_otlp_grpc_collector_instead_of_the_store(
     env: dict[str, str], tmp_path: Path, grpc_collector: tuple[str, Collector]
 ) -> None:
     endpoint, collector = grpc_collector
-    result = execscope("run", HELLO, env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, cwd=tmp_path)
+    otlp_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "EXECSCOPE_AUTOTRACE": "false"}
+    result = execscope("run", HELLO, env=otlp_env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert collector.span_names() == HELLO_SPANS
@@ -116,6 +112,7 @@ def test_spans_reach_an_otlp_http_collector(
         **env,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "EXECSCOPE_AUTOTRACE": "false",
     }
     result = execscope("run", "--service-name", "greeter", HELLO, env=otlp_env, cwd=tmp_path)
 
@@ -128,7 +125,12 @@ def test_the_store_also_receives_spans_when_asked_to(
     env: dict[str, str], tmp_path: Path, grpc_collector: tuple[str, Collector]
 ) -> None:
     endpoint, collector = grpc_collector
-    both = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "EXECSCOPE_STORE_EXPORT": "always"}
+    both = {
+        **env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "EXECSCOPE_STORE_EXPORT": "always",
+        "EXECSCOPE_AUTOTRACE": "false",
+    }
     result = execscope("run", HELLO, env=both, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
