@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import (
@@ -134,23 +136,58 @@ def install(
                 ", ".join(early),
             )
         _finder = install_finder(selection)
-        _warn_if_main_not_rewritten(selection)
+        _rewrite_main_script(selection)
         return _finder
 
 
-def _warn_if_main_not_rewritten(selection: Selection) -> None:
-    from execscope.autotrace._script import script_index
+def _rewrite_main_script(selection: Selection) -> None:
+    """Make ``python app.py`` (started by ``opentelemetry-instrument``) run ``app.py`` rewritten.
+
+    The interpreter compiles the script named on its command line without any import hook.
+    While the process is still starting (``__main__`` has not run: no ``__file__`` yet), the
+    interpreter is replaced by the same command with the script runner in front
+    (``python [options] -m execscope.autotrace app.py args``), which rewrites it. Later (e.g.
+    ``execscope.configure()`` called from running code) that is impossible and one warning says so.
+    """
+    from execscope.autotrace._script import SCRIPT_RUNNER_MODULE, script_index
 
     args = list(getattr(sys, "orig_argv", []))[1:]
     position = script_index(args)
-    script = args[position] if position is not None else None
-    if script and selection.selects("__main__", script):
-        _logger.warning(
-            "execscope: %s runs as the main script and is not rewritten (the interpreter compiles it "
-            "directly); start it with `execscope run %s` to trace its own functions",
-            script,
-            script,
-        )
+    if position is None:
+        return
+    script = args[position]
+    if not selection.selects("__main__", script):
+        return
+    main = sys.modules.get("__main__")
+    if main is not None and "__file__" not in vars(main):
+        options = [arg for arg in args[:position] if arg != "--"]
+        command = [sys.executable, *options, "-m", SCRIPT_RUNNER_MODULE, script, *args[position + 1 :]]
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execve(sys.executable, command, _environment_with_startup_hook())
+        except OSError as error:
+            _logger.warning("execscope: could not restart %s to rewrite it (%s)", script, error)
+    _logger.warning(
+        "execscope: %s runs as the main script and is not rewritten (the interpreter compiles it "
+        "directly); start it with `execscope run %s` to trace its own functions",
+        script,
+        script,
+    )
+
+
+def _environment_with_startup_hook() -> dict[str, str]:
+    """This process's environment with the start-up hook that is running now back on
+    ``PYTHONPATH`` (``opentelemetry-instrument``'s hook removes itself so that child
+    processes are not instrumented; the restarted interpreter must be)."""
+    env = dict(os.environ)
+    hook = getattr(sys.modules.get("sitecustomize"), "__file__", None)
+    if isinstance(hook, str):
+        folder = str(Path(hook).resolve().parent)
+        entries = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+        if folder not in entries:
+            env["PYTHONPATH"] = os.pathsep.join([folder, *entries])
+    return env
 
 
 def uninstall() -> None:
