@@ -9,8 +9,7 @@ from conftest import HELLO, execscope, execscope_json
 
 
 def record_hello(env: dict[str, str], cwd: Path) -> str:
-    # Only the example's hand-made spans: its functions are not auto-traced here.
-    assert execscope("run", "--autotrace", "false", HELLO, env=env, cwd=cwd).returncode == 0
+    assert execscope("run", HELLO, env=env, cwd=cwd).returncode == 0
     (listed,) = execscope_json("traces", env=env, cwd=cwd)
     return str(listed["trace_id"])
 

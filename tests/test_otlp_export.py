@@ -95,8 +95,7 @@ def test_spans_reach_an_otlp_grpc_collector_instead_of_the_store(
     env: dict[str, str], tmp_path: Path, grpc_collector: tuple[str, Collector]
 ) -> None:
     endpoint, collector = grpc_collector
-    otlp_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "EXECSCOPE_AUTOTRACE": "false"}
-    result = execscope("run", HELLO, env=otlp_env, cwd=tmp_path)
+    result = execscope("run", HELLO, env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert collector.span_names() == HELLO_SPANS
@@ -112,7 +111,6 @@ def test_spans_reach_an_otlp_http_collector(
         **env,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "EXECSCOPE_AUTOTRACE": "false",
     }
     result = execscope("run", "--service-name", "greeter", HELLO, env=otlp_env, cwd=tmp_path)
 
@@ -125,12 +123,7 @@ def test_the_store_also_receives_spans_when_asked_to(
     env: dict[str, str], tmp_path: Path, grpc_collector: tuple[str, Collector]
 ) -> None:
     endpoint, collector = grpc_collector
-    both = {
-        **env,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "EXECSCOPE_STORE_EXPORT": "always",
-        "EXECSCOPE_AUTOTRACE": "false",
-    }
+    both = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "EXECSCOPE_STORE_EXPORT": "always"}
     result = execscope("run", HELLO, env=both, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
