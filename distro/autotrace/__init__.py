@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from execscope.autotrace._hook import is_rewritten
 from execscope.autotrace._install import (
     active_finder,
     install,
@@ -21,7 +22,8 @@ from execscope.autotrace._install import (
     uninstall,
 )
 from execscope.autotrace._recorder import RECORDER, RecorderStats
-from execscope.autotrace._rewriter import PLUMBING_METHODS, RewriteResult, rewrite_tree
+from execscope.autotrace._rewriter import PLUMBING_METHODS, RewriteResult, module_key, rewrite_tree
+from execscope.autotrace._runtime import sites_of
 from execscope.autotrace._selection import default_roots
 from execscope.settings import Settings, get_settings
 
@@ -47,7 +49,12 @@ def rewrite_file(
     selection = selection_from(settings, load_configured_plan(settings), default_roots(filename))
     source = Path(path).read_text(encoding="utf-8")
     tree = ast.parse(source, filename)
-    return rewrite_tree(tree, filename, lambda qualname: selection.decide(module_name, qualname, True))
+    return rewrite_tree(
+        tree,
+        filename,
+        lambda qualname: selection.decide(module_name, qualname, True),
+        module_key(module_name, source),
+    )
 
 
 def rewrite_source(path: str | Path, module: str | None = None, settings: Settings | None = None) -> str:
@@ -61,8 +68,10 @@ __all__ = [
     "active_finder",
     "flush",
     "install",
+    "is_rewritten",
     "rewrite_file",
     "rewrite_source",
+    "sites_of",
     "stats",
     "uninstall",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-from execscope.autotrace._rewriter import rewrite_tree
+from execscope.autotrace._rewriter import module_key, rewrite_tree
 from execscope.autotrace._selection import Selection
 
 _logger = logging.getLogger("execscope.autotrace")
@@ -42,6 +42,7 @@ class RewritingLoader(SourceFileLoader):
         self._finder = finder
         self._default_selected = default_selected
         self._fingerprint = finder.selection.fingerprint()
+        self._unmodified = False  # the last compile fell back to the source as written
         try:
             self._standard_cache: str | None = importlib.util.cache_from_source(path)
         except (NotImplementedError, ValueError):
@@ -56,12 +57,15 @@ class RewritingLoader(SourceFileLoader):
         return super().get_data(self._redirect(path))
 
     def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
+        if self._unmodified and path == self._standard_cache:
+            return  # not cached as the rewrite: the next start tries (and warns) again
         super().set_data(self._redirect(path), data, _mode=_mode)
 
     def source_to_code(  # type: ignore[override]
         self, data: bytes | str, path: str, *, _optimize: int = -1
     ) -> CodeType:
         code = self._finder.rewrite(self.name, data, path, self._default_selected, _optimize)
+        self._unmodified = code is None
         if code is not None:
             return code
         return super().source_to_code(data, path, _optimize=_optimize)
@@ -128,6 +132,7 @@ class RewritingFinder:
                 tree,
                 str(Path(path).absolute()),
                 lambda qualname: self.selection.decide(module, qualname, default_selected),
+                module_key(module, data),
             )
             code = compile(result.tree, path, "exec", dont_inherit=True, optimize=optimize)
         except Exception as error:
@@ -141,6 +146,24 @@ class RewritingFinder:
             return None
         self.rewritten.append(module)
         return code
+
+
+def is_rewritten(module: ModuleType) -> bool:
+    """Whether ``module``'s functions run rewritten code (they look their sites up)."""
+    from execscope.autotrace._rewriter import SITES_NAME
+
+    def rewritten(value: object) -> bool:
+        code = getattr(value, "__code__", None)
+        return isinstance(code, CodeType) and SITES_NAME in code.co_names
+
+    for value in list(vars(module).values()):
+        if rewritten(value):
+            return True
+        if isinstance(value, type) and getattr(value, "__module__", None) == module.__name__:
+            for member in list(vars(value).values()):
+                if rewritten(getattr(member, "__func__", member)) or rewritten(getattr(member, "fget", None)):
+                    return True
+    return False
 
 
 def install_finder(selection: Selection) -> RewritingFinder:
@@ -163,7 +186,7 @@ def imported_too_early(selection: Selection) -> list[str]:
         if name == "__main__" or not isinstance(filename, str) or not filename.endswith(".py"):
             continue
         try:
-            if selection.selects(name, filename) and "__execscope_sites__" not in vars(module):
+            if selection.selects(name, filename) and not is_rewritten(module):
                 found.append(name)
         except Exception:
             continue

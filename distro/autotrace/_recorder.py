@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 _logger = logging.getLogger("execscope.autotrace")
 SCOPE: Final = InstrumentationScope("execscope.autotrace", __version__)
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+# Status is immutable: one instance serves every span (the SDK's ReadableSpan shares its default too).
+_UNSET: Final = Status(StatusCode.UNSET)
 GENERATOR_YIELDS: Final = "execscope.generator.yields"
 GENERATOR_CLOSED: Final = "execscope.generator.closed"
 
@@ -77,6 +79,9 @@ class Recorder:
         self._queue: collections.deque[Call] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        # Held while calls are handed to the sink, so that flush() returns only once a call
+        # the worker already took from the queue has reached the sink too.
+        self._drain_lock = threading.RLock()
         self._sink: Callable[[ReadableSpan], None] | None = None
         self._resource = Resource.get_empty()
         self._thread: threading.Thread | None = None
@@ -112,6 +117,7 @@ class Recorder:
         self._queue.clear()
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._drain_lock = threading.RLock()
         self._thread = None
         if self._sink is not None and not self._stopping:
             self._ensure_thread()
@@ -152,6 +158,10 @@ class Recorder:
                 return
 
     def _drain(self) -> int:
+        with self._drain_lock:
+            return self._drain_locked()
+
+    def _drain_locked(self) -> int:
         queue = self._queue
         sink = self._sink
         resource = self._resource
@@ -176,7 +186,12 @@ class Recorder:
 
     def flush(self) -> int:
         """Hand every waiting call to the sink now, on this thread; returns how many."""
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        # Suppressed and with no current span (not the caller's, which may be a recorded call
+        # whose children are recorded regardless), so that rewritten code run by processors
+        # or exporters is not recorded and fed back into the queue being drained.
+        token = otel_context.attach(
+            otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
+        )
         try:
             return self._drain()
         finally:
@@ -203,7 +218,7 @@ def to_readable_span(call: Call, resource: Resource) -> ReadableSpan:
         if call.closed:
             attributes[GENERATOR_CLOSED] = True
     events = []
-    status = call.status or Status(StatusCode.UNSET)
+    status = call.status or _UNSET
     if call.exception is not None:
         from execscope.autotrace._runtime import format_stacktrace
 

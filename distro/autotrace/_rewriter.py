@@ -1,13 +1,15 @@
 """The AST rewrite: what changes in a selected module, and nothing else.
 
 For each selected function the body (after its docstring) is wrapped in
-``with __execscope_sites__[i]:``; at levels that capture values its ``return x`` becomes
-``return __execscope_sites__[i].ret(x)``; in generators ``yield x`` becomes
+``with S:`` where ``S`` is ``__execscope_sites__[key][i]``, the function's
+:class:`~execscope.autotrace._runtime.Site`; at levels that capture values its ``return x``
+becomes ``return S.ret(x)``; in generators ``yield x`` becomes
 ``S.resume((yield S.suspend(x)))`` and ``yield from it`` becomes
-``S.resume((yield from S.delegate(it)))``. One statement is added at the top of the module
-(after the docstring and ``__future__`` imports) that builds ``__execscope_sites__``, the list
-of :class:`~execscope.autotrace._runtime.Site` objects, from constants compiled into the
-module, so cached bytecode needs nothing else.
+``S.resume((yield from S.delegate(it)))``. One expression statement is added at the top of the
+module (after the docstring and ``__future__`` imports) that registers the module's sites,
+built from constants compiled into the module, so cached bytecode needs nothing else.
+``__execscope_sites__`` is a registry installed in ``builtins`` (a name lookup falls back to
+builtins), so a rewritten module has no extra global.
 
 Why this shape: no wrapper function means no extra frame (``sys._getframe(1)``, recursion
 depth and tracebacks stay as written) and no change to ``__code__`` metadata that matters
@@ -19,6 +21,7 @@ the code it stands for, so tracebacks point at the original lines.
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,7 +31,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 1
+REWRITER_VERSION: Final = 3
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -178,17 +181,14 @@ def _assigns_self(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 class _ScopedRewrite(ast.NodeTransformer):
     """Rewrites the ``return``/``yield``/``yield from`` of one function, not of nested scopes."""
 
-    def __init__(self, index: int, capture_return: bool, generator: bool) -> None:
+    def __init__(self, key: str, index: int, capture_return: bool, generator: bool) -> None:
+        self.key = key
         self.index = index
         self.capture_return = capture_return
         self.generator = generator
 
     def _site_method(self, name: str, node: ast.AST) -> ast.Attribute:
-        site = ast.Subscript(
-            value=ast.Name(id=SITES_NAME, ctx=ast.Load()),
-            slice=ast.Constant(value=self.index),
-            ctx=ast.Load(),
-        )
+        site = site_reference(self.key, self.index)
         return ast.copy_location(ast.Attribute(value=site, attr=name, ctx=ast.Load()), node)
 
     def _call(self, name: str, argument: ast.expr, node: ast.AST) -> ast.Call:
@@ -247,8 +247,9 @@ class _ScopedRewrite(ast.NodeTransformer):
 
 
 class _ModuleRewrite(ast.NodeVisitor):
-    def __init__(self, level_for: LevelFor) -> None:
+    def __init__(self, level_for: LevelFor, key: str) -> None:
         self.level_for = level_for
+        self.key = key
         self.sites: list[SiteDescriptor] = []
         self.qualname: list[str] = []
         self.stateful_classes: set[str] = set()
@@ -328,8 +329,8 @@ class _ModuleRewrite(ast.NodeVisitor):
                 qualname, node.lineno, params, flags, level, decision.sample_rate, decision.min_duration
             )
         )
-        _ScopedRewrite(index, capture_return=level >= ARGS, generator=generator).rewrite_body(node)
-        _wrap_body(node, index)
+        _ScopedRewrite(self.key, index, capture_return=level >= ARGS, generator=generator).rewrite_body(node)
+        _wrap_body(node, index, self.key)
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
@@ -340,34 +341,67 @@ def _is_docstring(statement: ast.stmt) -> bool:
     )
 
 
-def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int) -> None:
+def site_reference(key: str, index: int) -> ast.Subscript:
+    """``__execscope_sites__[key][index]``: the site, looked up in the builtins-level registry
+    (not a module global, so module globals stay the program's own and a function rebuilt
+    from its code object with other globals still finds it)."""
+    return ast.Subscript(
+        value=ast.Subscript(
+            value=ast.Name(id=SITES_NAME, ctx=ast.Load()), slice=ast.Constant(value=key), ctx=ast.Load()
+        ),
+        slice=ast.Constant(value=index),
+        ctx=ast.Load(),
+    )
+
+
+def module_key(module: str, source: bytes | str) -> str:
+    """The registry key of one version of a module's source: its name and a digest, so that
+    functions of an older version (kept after ``reload``) keep their own sites."""
+    data = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
+    return f"{module}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: str) -> None:
     body = node.body
     head: list[ast.stmt] = []
     if body and _is_docstring(body[0]):
         head, body = body[:1], body[1:]
+    # Where the implicit ``return None`` of a function with no code of its own (only a
+    # docstring, ``global``, ``nonlocal``) is: its first line.
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    first_line = ast.Pass(lineno=first, col_offset=0, end_lineno=first, end_col_offset=0)
     if not body:
-        body = [ast.copy_location(ast.Pass(), head[0] if head else node)]
-    site = ast.Subscript(
-        value=ast.Name(id=SITES_NAME, ctx=ast.Load()), slice=ast.Constant(value=index), ctx=ast.Load()
+        body = [first_line]
+    # The enter code runs on the line of the first statement that makes code.
+    start = next((s for s in body if not isinstance(s, (ast.Global, ast.Nonlocal))), first_line)
+    site = site_reference(key, index)
+    # The ``with`` has no location of its own (-1, as the compiler's own artificial code): its
+    # enter and exit code take the line of the code next to them, so a tracer (debugger,
+    # coverage) sees no extra line event and the function returns from its own last line.
+    wrapper = ast.With(
+        items=[ast.withitem(context_expr=site)],
+        body=body,
+        lineno=-1,
+        col_offset=-1,
+        end_lineno=-1,
+        end_col_offset=-1,
     )
-    wrapper = ast.With(items=[ast.withitem(context_expr=site)], body=body)
-    ast.copy_location(wrapper, body[0])
-    wrapper.end_lineno = body[-1].end_lineno
-    wrapper.end_col_offset = body[-1].end_col_offset
     for child in ast.walk(site):
-        ast.copy_location(child, body[0])
+        ast.copy_location(child, start)
     node.body = [*head, wrapper]
 
 
-def _header(module_filename: str, sites: tuple[SiteDescriptor, ...], anchor: ast.stmt | None) -> ast.stmt:
+def _header(
+    key: str, module_filename: str, sites: tuple[SiteDescriptor, ...], anchor: ast.stmt | None
+) -> ast.stmt:
     source = (
-        f"{SITES_NAME} = __import__({RUNTIME_MODULE!r}, fromlist=('sites_for',))"
-        f".sites_for(__name__, {module_filename!r}, ())"
+        f"__import__({RUNTIME_MODULE!r}, fromlist=('register',))"
+        f".register({key!r}, __name__, {module_filename!r}, ())"
     )
     statement = ast.parse(source).body[0]
-    assert isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)
+    assert isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
     constant: Any = tuple(site.as_constant() for site in sites)  # typeshed omits tuple constants
-    statement.value.args[2] = ast.Constant(value=constant)
+    statement.value.args[3] = ast.Constant(value=constant)
     location = (
         anchor if anchor is not None else ast.Pass(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
     )
@@ -390,17 +424,18 @@ def _header_position(body: list[ast.stmt]) -> int:
     return position
 
 
-def rewrite_tree(tree: ast.Module, filename: str, level_for: LevelFor) -> RewriteResult:
+def rewrite_tree(tree: ast.Module, filename: str, level_for: LevelFor, key: str) -> RewriteResult:
     """Rewrite ``tree`` in place; returns it with the descriptors of its sites.
 
-    A module with no selected function is returned unchanged (and with no header).
+    ``key`` (see :func:`module_key`) names this module's sites in the registry. A module with
+    no selected function is returned unchanged (and with no header).
     """
-    visitor = _ModuleRewrite(level_for)
+    visitor = _ModuleRewrite(level_for, key)
     visitor.visit(tree)
     sites = tuple(visitor.sites)
     if sites:
         position = _header_position(tree.body)
         anchor = tree.body[position] if position < len(tree.body) else (tree.body[-1] if tree.body else None)
-        tree.body.insert(position, _header(filename, sites, anchor))
+        tree.body.insert(position, _header(key, filename, sites, anchor))
         ast.fix_missing_locations(tree)
     return RewriteResult(tree, sites)

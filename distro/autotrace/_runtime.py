@@ -22,11 +22,12 @@ counts them and carries on as if the call were not selected.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from random import getrandbits, random
+from random import Random
 from types import FrameType, TracebackType
 from typing import Any, Final, Literal
 
@@ -46,12 +47,40 @@ from execscope.capture import diff as _diff
 
 _logger = logging.getLogger("execscope.autotrace")
 _getframe = sys._getframe
+# Span ids and sampling draws come from a generator of our own: the ``random`` module's shared
+# one belongs to the program, and a seeded program (``random.seed(0)``) must get the same
+# numbers with or without execscope. Reseeded in a forked child so ids do not repeat.
+_RANDOM: Final = Random()
+getrandbits = _RANDOM.getrandbits
+random = _RANDOM.random
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RANDOM.seed)
+
+
+class _Process:
+    """Counts forks, so a call in flight when the process forked is recorded once (by the parent)."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self) -> None:
+        self.generation = 0
+
+    def forked(self) -> None:
+        self.generation += 1
+
+
+_process = _Process()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_process.forked)
 _time_ns = time.time_ns
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _MAX_STACK_FRAMES: Final = 64
 # Scalar argument types whose ``str`` cannot run user code, for exception messages.
 _SAFE_MESSAGE_TYPES: Final = (str, int, float, bool, bytes, type(None))
+# An exception's ``args`` read from its C slot: ``getattr`` would run an overridden
+# ``__getattribute__`` or an ``args`` property, i.e. user code.
+_EXCEPTION_ARGS: Final = BaseException.__dict__["args"].__get__
 
 
 def _suppress_key() -> str:
@@ -67,24 +96,41 @@ class _ContextAccess:
     """Reads and replaces the current OpenTelemetry context.
 
     With the SDK's default contextvars runtime context the context variable is used directly
-    (``set`` without tokens, because a generator may be resumed in another ``Context`` than the
-    one it was suspended in, where ``reset(token)`` would raise). With any other runtime
-    context the public ``get_current``/``attach``/``detach`` API is used.
+    (the API's ``attach``/``detach`` add a Python call and a log on misuse to every call); with
+    any other runtime context the public ``get_current``/``attach``/``detach`` API is used.
     """
 
-    __slots__ = ("get", "set")
+    __slots__ = ("get", "reset", "set")
 
     def __init__(self) -> None:
         var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
-        if var is not None and hasattr(var, "get") and hasattr(var, "set"):
+        if var is not None and all(hasattr(var, name) for name in ("get", "set", "reset")):
             self.get: Callable[[], Context] = var.get
-            self.set: Callable[[Context], object] = var.set
+            self.set: Callable[[Context], Any] = var.set
+            self.reset: Callable[[Any], object] = var.reset
         else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
             self.get = otel_context.get_current
             self.set = otel_context.attach
+            self.reset = otel_context.detach
 
 
 _CONTEXT = _ContextAccess()
+
+
+def _restore(token: Any, outer: Context) -> None:
+    """Give the code around a call back its context. The token restores the variable exactly
+    (even to "never set", so the program's ``contextvars.Context`` ends as it began); a
+    generator resumed in another ``Context`` than the one its token belongs to gets ``outer``."""
+    try:
+        _CONTEXT.reset(token)
+    except (ValueError, RuntimeError):
+        _CONTEXT.set(outer)
+
+
+# The last span of another tracer found current with a valid, not-sampled context: calls under
+# it return after one identity test. A span's context never changes, so the entry never goes
+# stale; it is a hint shared by all threads, and a race only costs a full check.
+_DROPPED_PARENT: list[object] = [object()]
 
 
 class Unsampled(trace.Span):
@@ -153,6 +199,7 @@ class Call(trace.Span):
         "end_time",
         "events",
         "exception",
+        "generation",
         "has_return",
         "inner",
         "name",
@@ -166,6 +213,7 @@ class Call(trace.Span):
         "state_before",
         "state_owner",
         "status",
+        "token",
         "trace_id",
         "yields",
     )
@@ -191,9 +239,11 @@ class Call(trace.Span):
         self.name = site.name
         self._span_context: SpanContext | None = None
         self.budget: SpanBudget | None = None
+        self.generation = _process.generation
         self.attached = False
         self.outer: Context | None = None
         self.inner: Context | None = None
+        self.token: Any = None
 
     # -- opentelemetry.trace.Span, for code running inside the call ---------------------------
 
@@ -255,28 +305,33 @@ class Call(trace.Span):
 
 
 class _Timed:
-    """Per-call state of a call with a ``min_duration``: only its start, until it proves slow."""
+    """Per-call state of a call with a ``min_duration``: its start, until it proves slow, and
+    what a recorded call would have learnt meanwhile (return value, yields)."""
 
-    __slots__ = ("outer", "start")
+    __slots__ = ("has_return", "outer", "returned", "start", "yields")
 
     def __init__(self, start: int, outer: Context) -> None:
         self.start = start
         self.outer = outer
+        self.has_return = False
+        self.returned: object = None
+        self.yields = 0
 
 
 class _Marker:
     """Per-call state of a local root that was not sampled: the context to restore."""
 
-    __slots__ = ("outer",)
+    __slots__ = ("outer", "token")
 
     def __init__(self, outer: Context) -> None:
         self.outer = outer
+        self.token: Any = None
 
 
 def exception_message(value: BaseException) -> str:
     """The exception's message without running user code: ``str`` only for builtin exception
     types whose arguments are plain scalars, the safe renderer otherwise."""
-    args = getattr(value, "args", ())
+    args = _EXCEPTION_ARGS(value)
     if type(args) is not tuple:
         return render(args)
     if type(value).__module__ == "builtins" and all(type(a) in _SAFE_MESSAGE_TYPES for a in args):
@@ -450,12 +505,13 @@ class Site:
                 trace_id = parent.trace_id  # type: ignore[attr-defined]
                 parent_id = parent.span_id  # type: ignore[attr-defined]
                 parent_context = None
-            elif kind is Unsampled:
+            elif kind is Unsampled or parent is _DROPPED_PARENT[0]:
                 return
             else:
                 parent_context = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
                 if parent_context is not None and parent_context.is_valid:
                     if not parent_context.trace_flags.sampled:
+                        _DROPPED_PARENT[0] = parent
                         return
                     if self.sample_rate < 1.0 and random() >= self.sample_rate:
                         return
@@ -469,7 +525,7 @@ class Site:
                         frame = _getframe(1)
                         marker = _Marker(outer)
                         self.frames[frame] = marker
-                        _CONTEXT.set(Context({**outer, _SPAN_KEY: Unsampled()}))
+                        marker.token = _CONTEXT.set(Context({**outer, _SPAN_KEY: Unsampled()}))
                         return
                     parent_id = 0
                     parent_context = None
@@ -481,7 +537,7 @@ class Site:
             inner = call.inner = Context({**outer, _SPAN_KEY: call})
             call.attached = True
             self.frames[frame] = call
-            _CONTEXT.set(inner)
+            call.token = _CONTEXT.set(inner)
         except Exception:
             self._internal_error()
 
@@ -498,12 +554,14 @@ class Site:
             kind = type(state)
             if kind is Call:
                 if state.attached:
-                    _CONTEXT.set(state.outer)
+                    _restore(state.token, state.outer)
                     state.attached = False
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
-                _CONTEXT.set(state.outer)
-            elif kind is _Timed:
+                _restore(state.token, state.outer)
+            # Most timed calls stay below min_duration: decided here, without another call
+            # (_finish_timed checks again, on its own reading of the clock).
+            elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
@@ -516,7 +574,7 @@ class Site:
         if self.frames:
             try:
                 call = self.frames.get(_getframe(1))
-                if call is not None and type(call) is Call:
+                if call is not None and (type(call) is Call or type(call) is _Timed):
                     call.returned = value
                     call.has_return = True
             except Exception:
@@ -528,11 +586,13 @@ class Site:
         if self.frames:
             try:
                 call = self.frames.get(_getframe(1))
-                if call is not None and type(call) is Call:
+                if call is not None and type(call) is _Timed:
+                    call.yields += 1
+                elif call is not None and type(call) is Call:
                     call.yields += 1
                     if call.attached:
                         call.attached = False
-                        _CONTEXT.set(call.outer)  # type: ignore[arg-type]
+                        _restore(call.token, call.outer)  # type: ignore[arg-type]
             except Exception:
                 self._internal_error()
         return value
@@ -546,7 +606,7 @@ class Site:
                     call.outer = _CONTEXT.get()
                     call.inner = Context({**call.outer, _SPAN_KEY: call})
                     call.attached = True
-                    _CONTEXT.set(call.inner)
+                    call.token = _CONTEXT.set(call.inner)
             except Exception:
                 self._internal_error()
         return sent
@@ -558,7 +618,7 @@ class Site:
                 call = self.frames.get(_getframe(1))
                 if call is not None and type(call) is Call and call.attached:
                     call.attached = False
-                    _CONTEXT.set(call.outer)  # type: ignore[arg-type]
+                    _restore(call.token, call.outer)  # type: ignore[arg-type]
             except Exception:
                 self._internal_error()
         return iterable
@@ -622,6 +682,10 @@ class Site:
                     )
         call.returned = None
         call.state_owner = None
+        if call.generation != _process.generation:
+            # Started before this process was forked: the parent records it. Calls made by the
+            # child inside it still name it as their parent.
+            return
         config.recorder.submit(call)
 
     def _finish_timed(
@@ -658,6 +722,7 @@ class Site:
             return
         call = Call(self, trace_id, parent_id, parent_context)
         call.start = timed.start
+        call.returned, call.has_return, call.yields = timed.returned, timed.has_return, timed.yields
         if self.level >= ARGS:
             self._capture_arguments(call, frame)
             call.state_before = None
@@ -678,10 +743,62 @@ class Site:
 Descriptor = tuple[str, int, tuple[str, ...], int, int, float, float]
 
 
+class _NoSites:
+    """What a key that was never registered gives: every index is a site that records nothing.
+    Code of a rewritten function run where its module was not (a function rebuilt from its
+    code object in another process) then runs as written."""
+
+    __slots__ = ("site",)
+
+    def __init__(self) -> None:
+        self.site = Site("", "", "", 0, (), 0, OFF, 1.0, 0.0, RuntimeConfig())
+
+    def __getitem__(self, index: int) -> Site:
+        return self.site
+
+
+class SiteRegistry(dict[str, list[Site]]):
+    """``__execscope_sites__`` in ``builtins``: module key → that module's sites."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_module: dict[str, list[Site]] = {}
+        self._none = _NoSites()
+
+    def __missing__(self, key: str) -> Any:
+        return self._none
+
+
+def _install_registry() -> SiteRegistry:
+    import builtins
+
+    existing = getattr(builtins, "__execscope_sites__", None)
+    if isinstance(existing, SiteRegistry):  # this module imported twice (reload): keep one registry
+        return existing
+    registry = SiteRegistry()
+    builtins.__execscope_sites__ = registry  # type: ignore[attr-defined]
+    return registry
+
+
+SITES: Final = _install_registry()
+
+
+def register(key: str, module: str, filename: str, descriptors: Iterable[Descriptor]) -> None:
+    """Called by the first statement of every rewritten module: registers one :class:`Site`
+    per rewritten function under ``key``, in the order of the indexes the rewriter emitted."""
+    sites = sites_for(module, filename, descriptors)
+    SITES[key] = sites
+    SITES.by_module[module] = sites
+
+
+def sites_of(module: str) -> list[Site] | None:
+    """The sites of the most recently executed rewritten module named ``module``."""
+    return SITES.by_module.get(module)
+
+
 def sites_for(module: str, filename: str, descriptors: Iterable[Descriptor]) -> list[Site]:
-    """Called by the first statement of every rewritten module: one :class:`Site` per rewritten
-    function, in the order of the ``__execscope_sites__[i]`` indexes the rewriter emitted.
-    Each descriptor is ``(qualname, line, parameters, flags, level, sample_rate, min_duration)``."""
+    """One :class:`Site` per descriptor ``(qualname, line, parameters, flags, level,
+    sample_rate, min_duration)``, with the runtime configuration current now."""
     config = _CONFIG
     return [
         Site(module, qualname, filename, lineno, params, flags, level, rate, min_duration, config)
@@ -702,5 +819,7 @@ __all__ = [
     "current_config",
     "exception_event_attributes",
     "format_stacktrace",
+    "register",
     "sites_for",
+    "sites_of",
 ]

@@ -10,6 +10,7 @@ runner's own frames, then exit status 1.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from importlib.machinery import SourceFileLoader
@@ -39,20 +40,27 @@ def run(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m execscope.autotrace SCRIPT [ARGS...]\n")
         return 2
     script = argv[0]
+    # As the interpreter does since 3.9: __file__ and the code's filename are absolute, the
+    # working directory joined to the path as given ("./" and ".." kept, symlinks not resolved).
+    path = os.path.join(os.getcwd(), script)  # noqa: PTH109, PTH118 - pathlib would normalise it
     sys.argv[:] = argv
     if sys.path and not getattr(sys.flags, "safe_path", False):
         sys.path[0] = str(Path(script).resolve().parent)
     try:
-        code = _code_for(script)
+        code = _code_for(path)
     except OSError as error:
         sys.stderr.write(
-            f"{sys.executable}: can't open file {script!r}: [Errno {error.errno}] {error.strerror}\n"
+            f"{sys.executable}: can't open file {path!r}: [Errno {error.errno}] {error.strerror}\n"
         )
         return 2
+    except SyntaxError as error:
+        # Printed like the interpreter prints a script's syntax error: no traceback.
+        sys.excepthook(type(error), error.with_traceback(None), None)
+        return 1
     main = types.ModuleType("__main__")
-    main.__file__ = script
+    main.__file__ = path
     main.__builtins__ = __builtins__  # type: ignore[attr-defined]
-    main.__loader__ = SourceFileLoader("__main__", script)
+    main.__loader__ = SourceFileLoader("__main__", path)
     main.__spec__ = None
     main.__cached__ = None  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
@@ -63,7 +71,9 @@ def run(argv: list[str]) -> int:
     except BaseException:
         kind, value, tb = sys.exc_info()
         # Drop this runner's frame so the traceback starts at the script, as without execscope.
-        sys.excepthook(kind, value, tb.tb_next if tb is not None else None)  # type: ignore[arg-type]
+        # The default hook prints the exception's own __traceback__, so it is replaced there too.
+        script_tb = tb.tb_next if tb is not None else None
+        sys.excepthook(kind, value.with_traceback(script_tb), script_tb)  # type: ignore[arg-type, union-attr]
         return 1
     return 0
 
@@ -77,8 +87,8 @@ def script_index(args: list[str]) -> int | None:
     index = 0
     while index < len(args):
         arg = args[index]
-        if arg == "--":
-            return index + 1 if index + 1 < len(args) else None
+        if arg == "--":  # "-- -" still reads the program from standard input
+            return index + 1 if index + 1 < len(args) and args[index + 1] != "-" else None
         if arg == "-" or not arg:
             return None
         if not arg.startswith("-"):

@@ -52,7 +52,7 @@ def _entry_script() -> str:
     """``sys.argv[0]``, or the script given to the script runner: at start-up under
     ``python [options] -m execscope.autotrace script.py`` sys.argv is still ``['-m', ...]``."""
     if sys.argv and sys.argv[0] == "-m":
-        args = list(getattr(sys, "orig_argv", []))
+        args: list[str] = list(getattr(sys, "orig_argv", []))
         for index in range(1, len(args) - 2):
             if args[index] == "-m" and args[index + 1] == "execscope.autotrace":
                 return args[index + 2]

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from execscope.autotrace import _runtime
+from execscope.autotrace import _runtime, is_rewritten
 from execscope.autotrace._hook import RewritingFinder
 from execscope.autotrace._install import root_sampler
 from execscope.autotrace._levels import FULL
@@ -116,5 +116,5 @@ def import_source(
     sys.modules[name] = module
     spec.loader.exec_module(module)
     if rewritten:
-        assert "__execscope_sites__" in vars(module), f"{name} was not rewritten"
+        assert is_rewritten(module), f"{name} was not rewritten"
     return module

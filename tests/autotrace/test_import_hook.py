@@ -1,0 +1,372 @@
+"""The import hook in-process: its cache of rewritten code, its failure modes, the selection of
+modules, and how the launcher turns a command line into one that runs the script rewritten."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from autotrace_helpers import recording, unique_module_name
+
+import execscope.autotrace._hook as hook
+from conftest import BIN
+from execscope._launcher import command_line
+from execscope.autotrace._hook import RewritingFinder, RewritingLoader, is_rewritten
+from execscope.autotrace._levels import FULL, TIMING
+from execscope.autotrace._rewriter import rewrite_tree
+from execscope.autotrace._script import SCRIPT_RUNNER_MODULE, script_index
+from execscope.autotrace._selection import Selection, default_roots
+from execscope.plan import Plan, Target
+
+MODULE_SOURCE = """
+def double(n):
+    return n * 2
+"""
+
+
+def hook_import(folder: Path, name: str, selection: Selection) -> ModuleType:
+    """Import ``folder/<name>.py`` through a new ``RewritingFinder`` (as a new process would)."""
+    spec = RewritingFinder(selection).find_spec(name, [str(folder)])
+    assert spec is not None and isinstance(spec.loader, RewritingLoader), f"{name} was not selected"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plain_import(folder: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rewritten(module: ModuleType) -> bool:
+    return is_rewritten(module)
+
+
+def cache_files(folder: Path) -> list[str]:
+    cache = folder / "__pycache__"
+    return sorted(path.name for path in cache.iterdir()) if cache.exists() else []
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def selection(project: Path) -> Selection:
+    return Selection(roots=(str(project),), default_level=FULL)
+
+
+@pytest.fixture
+def writes_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytecode caches are written as in a normal start (the test run may have turned them off)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+
+
+@pytest.fixture
+def rewrites(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the modules the hook rewrites (compiles from source) from now on."""
+    calls: list[str] = []
+    original = RewritingFinder.rewrite
+
+    def spy(self: RewritingFinder, module: str, *args: object, **kwargs: object) -> object:
+        calls.append(module)
+        return original(self, module, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RewritingFinder, "rewrite", spy)
+    yield calls
+
+
+def module_in(project: Path, source: str = MODULE_SOURCE) -> str:
+    name = unique_module_name("cached")
+    (project / f"{name}.py").write_text(source, encoding="utf-8")
+    return name
+
+
+# --- the cache of rewritten code ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_the_first_import_caches_the_rewrite_and_the_next_one_reads_it_without_rewriting(
+    project: Path, selection: Selection, rewrites: list[str]
+) -> None:
+    name = module_in(project)
+
+    first = hook_import(project, name, selection)
+    assert rewrites == [name]
+    tag = sys.implementation.cache_tag
+    assert cache_files(project) == [f"{name}.{tag}.execscope-{selection.fingerprint()}.pyc"]
+
+    with recording() as spans:
+        second = hook_import(project, name, selection)
+        assert second.double(21) == 42
+        recorded = spans.span("double")
+    assert rewrites == [name]  # read from the cache
+    assert rewritten(first) and rewritten(second)
+    assert dict(recorded.attributes or {})["execscope.args.n"] == "21"
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_the_plain_pyc_is_never_overwritten_with_rewritten_code(project: Path, selection: Selection) -> None:
+    name = module_in(project)
+    plain_pyc = Path(importlib.util.cache_from_source(str(project / f"{name}.py")))
+
+    assert rewritten(hook_import(project, name, selection))
+    assert not plain_pyc.exists()
+    assert not rewritten(plain_import(project, name))
+    plain_bytes = plain_pyc.read_bytes()
+
+    assert rewritten(hook_import(project, name, selection))
+    assert not rewritten(plain_import(project, name))
+    assert plain_pyc.read_bytes() == plain_bytes
+    assert len(cache_files(project)) == 2
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_editing_the_source_invalidates_the_cached_rewrite(
+    project: Path, selection: Selection, rewrites: list[str]
+) -> None:
+    name = module_in(project)
+    hook_import(project, name, selection)
+
+    source = project / f"{name}.py"
+    source.write_text(MODULE_SOURCE + "\n\ndef triple(n):\n    return n * 3\n", encoding="utf-8")
+    with recording() as spans:
+        edited = hook_import(project, name, selection)
+        assert edited.triple(2) == 6
+        assert spans.span("triple").attributes is not None
+    assert rewrites == [name, name]
+    assert len(cache_files(project)) == 1  # the new rewrite replaced the stale one
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_different_plan_or_level_uses_its_own_cache_file(
+    project: Path, selection: Selection, rewrites: list[str]
+) -> None:
+    name = module_in(project)
+    planned = Selection(roots=selection.roots, plan=Plan(targets=(Target(f"{name}:double", level="timing"),)))
+    timing = Selection(roots=selection.roots, default_level=TIMING)
+    fingerprints = {s.fingerprint() for s in (selection, planned, timing)}
+    assert len(fingerprints) == 3
+
+    for each in (selection, planned, timing, selection, planned, timing):
+        hook_import(project, name, each)
+
+    assert rewrites == [name] * 3  # each selection rewrote once, then read its own cache
+    tag = sys.implementation.cache_tag
+    assert cache_files(project) == sorted(f"{name}.{tag}.execscope-{fp}.pyc" for fp in fingerprints)
+    with recording() as spans:
+        hook_import(project, name, planned).double(5)
+        assert "execscope.args.n" not in dict(spans.span("double").attributes or {})  # timing level
+
+
+# --- what the hook cannot rewrite ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_module_the_rewriter_cannot_handle_is_imported_unmodified_with_one_warning(
+    project: Path, selection: Selection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = module_in(project)
+
+    def unsupported(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("unsupported construct")
+
+    monkeypatch.setattr(hook, "rewrite_tree", unsupported)
+    with caplog.at_level(logging.WARNING, logger="execscope.autotrace"):
+        module = hook_import(project, name, selection)
+
+    assert module.double(4) == 8
+    assert not rewritten(module)
+    (warning,) = caplog.records
+    assert warning.levelno == logging.WARNING
+    assert name in warning.getMessage()
+    assert "RuntimeError: unsupported construct" in warning.getMessage()
+
+    # The unmodified code is not cached as if it were the rewrite: once the rewriter can handle
+    # the module (a fixed execscope), the next start rewrites it.
+    monkeypatch.setattr(hook, "rewrite_tree", rewrite_tree)
+    assert rewritten(hook_import(project, name, selection))
+
+
+def test_a_syntax_error_is_raised_as_without_execscope(
+    project: Path, selection: Selection, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = module_in(project, "def fine():\n    return 1\n\ndef broken(:\n    pass\n")
+
+    def details(error: SyntaxError) -> tuple[object, ...]:
+        return (type(error), error.msg, error.filename, error.lineno, error.offset, error.text)
+
+    with pytest.raises(SyntaxError) as plain:
+        plain_import(project, name)
+    with caplog.at_level(logging.WARNING, logger="execscope.autotrace"), pytest.raises(SyntaxError) as hooked:
+        hook_import(project, name, selection)
+
+    assert details(hooked.value) == details(plain.value)
+    assert hooked.value.filename == str(project / f"{name}.py")
+    assert caplog.records == []  # not reported as a module execscope could not rewrite
+
+
+# --- which modules are selected -------------------------------------------------------------
+
+VENV_SITE = f".venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+@pytest.mark.parametrize(
+    ("module", "location", "include", "exclude", "selected"),
+    [
+        ("app", "app.py", (), (), True),
+        ("app.views", "app/views.py", (), (), True),
+        ("dep", f"{VENV_SITE}/dep.py", (), (), False),
+        ("dep", "vendor/dist-packages/dep.py", (), (), False),
+        ("json", "<stdlib>", (), (), False),
+        ("mdurl._decode", "<installed>", (), (), False),
+        ("elsewhere", "<outside>", (), (), False),
+        ("execscope._launcher", "<execscope>", (), (), False),
+        ("dep", f"{VENV_SITE}/dep.py", ("dep",), (), True),
+        ("mdurl._decode", "<installed>", ("mdurl.*",), (), True),
+        ("app", "app.py", ("dep",), (), False),
+        ("execscope._launcher", "<execscope>", ("execscope", "execscope.*"), (), False),
+        ("app.views", "app/views.py", (), ("app",), False),
+        ("app_views", "app_views.py", (), ("app",), True),
+    ],
+)
+def test_the_default_selection_is_the_applications_own_files(
+    project: Path,
+    module: str,
+    location: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    selected: bool,
+) -> None:
+    import json.decoder
+
+    import mdurl._decode
+
+    import execscope._launcher
+
+    files = {
+        "<stdlib>": json.decoder.__file__,
+        "<installed>": mdurl._decode.__file__,
+        "<execscope>": execscope._launcher.__file__,
+        "<outside>": str(project.parent / "elsewhere.py"),
+    }
+    filename = files.get(location, str(project / location))
+    selection = Selection(roots=(str(project),), include=include, exclude=exclude)
+
+    assert selection.selects(module, filename) is selected
+
+
+def test_execscope_itself_is_never_found_for_rewriting(project: Path) -> None:
+    finder = RewritingFinder(Selection(roots=(str(project),), include=("execscope", "execscope.*", "*")))
+    assert finder.find_spec("execscope._launcher") is None
+    assert finder.find_spec("execscope") is None
+
+
+def test_the_application_root_of_a_script_started_by_the_runner_is_the_scripts_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up ``sys.argv`` of ``python -m execscope.autotrace app.py`` is still ``['-m', ...]``."""
+    script = tmp_path / "project" / "app.py"
+    script.parent.mkdir()
+    script.write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    monkeypatch.setattr(sys, "argv", ["-m", "one"])
+    monkeypatch.setattr(
+        sys, "orig_argv", [sys.executable, "-X", "dev", "-m", SCRIPT_RUNNER_MODULE, str(script), "one"]
+    )
+    assert default_roots() == (str(script.parent.resolve()),)
+
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-m", "pkg", "one"])
+    assert default_roots() == (str(elsewhere.resolve()),)
+
+
+# --- command lines -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "position"),
+    [
+        (["app.py", "-c", "x"], 0),
+        (["-X", "dev", "app.py"], 2),
+        (["-Xdev", "app.py"], 1),
+        (["-W", "error", "app.py"], 2),
+        (["-Werror", "app.py"], 1),
+        (["-uB", "app.py"], 1),
+        (["-uX", "dev", "app.py"], 2),
+        (["-E", "-s", "-O", "app.py", "-m"], 3),
+        (["--check-hash-based-pycs", "always", "app.py"], 2),
+        (["--", "app.py"], 1),
+        (["-u", "--", "-app.py"], 2),
+        (["-c", "print(1)", "app.py"], None),
+        (["-uc", "print(1)"], None),
+        (["-m", "pkg", "app.py"], None),
+        (["-Bm", "pkg"], None),
+        (["-"], None),
+        (["-u", "-", "app.py"], None),
+        (["--", "-"], None),  # "--" then "-": the program is read from standard input
+        (["--version"], None),
+        ([], None),
+    ],
+)
+def test_script_index_finds_the_script_among_the_interpreters_arguments(
+    args: list[str], position: int | None
+) -> None:
+    assert script_index(args) == position
+
+
+PY = str(BIN / "python")
+RUNNER = ["-m", SCRIPT_RUNNER_MODULE]
+
+
+@pytest.mark.parametrize(
+    ("program", "expected"),
+    [
+        ([PY, "app.py", "a"], [PY, *RUNNER, "app.py", "a"]),
+        ([PY, "-X", "dev", "app.py", "a"], [PY, "-X", "dev", *RUNNER, "app.py", "a"]),
+        ([PY, "-W", "error", "app.py"], [PY, "-W", "error", *RUNNER, "app.py"]),
+        ([PY, "-uB", "app.py", "-v"], [PY, "-uB", *RUNNER, "app.py", "-v"]),
+        ([PY, "--", "app.py", "--", "x"], [PY, *RUNNER, "app.py", "--", "x"]),
+        (["python", "-u", "app.py"], ["python", "-u", *RUNNER, "app.py"]),  # this environment's, on PATH
+        ([PY, "-c", "print(1)"], [PY, "-c", "print(1)"]),
+        ([PY, "-m", "pkg", "app.py"], [PY, "-m", "pkg", "app.py"]),
+        ([PY, "-"], [PY, "-"]),
+        ([PY, "--", "-"], [PY, "--", "-"]),
+        (["<other>/python", "app.py"], ["<other>/python", "app.py"]),  # another environment's python
+        (["node", "app.js"], ["node", "app.js"]),
+    ],
+)
+def test_the_launcher_starts_scripts_of_this_environments_python_through_the_runner(
+    program: list[str], expected: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "python").write_text("#!/bin/sh\n")
+    (other / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+
+    def resolved(args: list[str]) -> list[str]:
+        return [arg.replace("<other>", str(other)) for arg in args]
+
+    assert command_line(None, resolved(program)) == resolved(expected)
+
+
+def test_the_launcher_runs_a_script_or_a_module_with_this_interpreter() -> None:
+    assert command_line(None, ["app.py", "a"]) == [sys.executable, *RUNNER, "app.py", "a"]
+    assert command_line("pkg", ["a"]) == [sys.executable, "-m", "pkg", "a"]
+    with pytest.raises(ValueError, match="nothing to run"):
+        command_line(None, [])
