@@ -1,4 +1,4 @@
-"""``python -m bench NAME [--rounds N] [--warmup N] [--json]`` and ``python -m bench --list``."""
+"""``python -m bench NAME [NAME ...] [--rounds N] [--warmup N] [--json]`` and ``python -m bench --list``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Run one benchmark; its variants alternate round-robin. Prints figures, never pass/fail.",
+        description="Run benchmarks one after the other; each one's variants alternate round-robin. "
+        "Prints figures, never pass/fail.",
     )
-    parser.add_argument("name", nargs="?", help="benchmark to run (module bench/NAME.py)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmark to run (module bench/NAME.py)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--rounds", type=int, default=15, help="measured rounds per variant (default 15)")
     parser.add_argument(
@@ -29,17 +30,28 @@ def main(argv: list[str] | None = None) -> int:
         for name, benchmark in _registry.discover().items():
             print(f"{name:<20} {benchmark.description}")
         return 0
-    if args.name is None:
+    if not args.names:
         parser.error("name a benchmark, or use --list")
     if args.rounds < 1 or args.warmup < 0:
         parser.error("--rounds must be at least 1 and --warmup at least 0")
-    try:
-        benchmark = _registry.load(args.name)
-    except KeyError:
-        parser.error(f"no benchmark {args.name!r}; available: {', '.join(_registry.discover())}")
-    result = run_benchmark(benchmark, args.rounds, warmup=args.warmup)
+    benchmarks = []
+    for name in args.names:
+        try:
+            benchmarks.append(_registry.load(name))
+        except KeyError:
+            parser.error(f"no benchmark {name!r}; available: {', '.join(_registry.discover())}")
     environment = Environment.current(args_list)
-    print(render_json(result, environment) if args.json else render_text(result, environment))
+    documents = []
+    for index, benchmark in enumerate(benchmarks):
+        result = run_benchmark(benchmark, args.rounds, warmup=args.warmup)
+        if args.json:
+            documents.append(render_json(result, environment))
+        else:
+            # Each table is printed as soon as it is ready: a long run shows progress.
+            print(("\n" if index else "") + render_text(result, environment), flush=True)
+    if args.json:
+        # One benchmark: its document, as before; several: a JSON array of them.
+        print(documents[0] if len(documents) == 1 else "[\n" + ",\n".join(documents) + "\n]")
     return 0
 
 

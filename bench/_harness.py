@@ -23,6 +23,15 @@ class Variant(ABC):
     def run_once(self) -> int:
         """Do one round of work; return how many operations it did (at least one)."""
 
+    def settle(self) -> None:  # noqa: B027
+        """Finish the work this round handed to other threads (drain queues, flush exporters).
+
+        Runs after the timed region, so it adds nothing to the wall-clock or calling-thread
+        figures, but before the process-CPU reading of benchmarks that measure CPU: work a
+        variant defers to a background thread is charged to that variant, not to whichever
+        variant happens to run when the thread wakes up.
+        """
+
     def end_round(self) -> None:  # noqa: B027
         """Called after each :meth:`run_once`, outside the timed region (flush, clear, ...)."""
 
@@ -42,12 +51,43 @@ class Benchmark:
     baseline: str
     #: What one operation is, for the report's units ("µs/span").
     operation: str = "op"
+    #: Variants compared with another variant than ``baseline`` (variant -> its baseline), for
+    #: benchmarks that hold several groups, each with its own reference.
+    baselines: dict[str, str] = field(default_factory=dict)
+    #: Also read process CPU (all threads, from before ``run_once`` to after ``settle``) and the
+    #: calling thread's CPU (``run_once`` only), for work that background threads share.
+    measure_cpu: bool = False
+    #: Lines printed after the table: figures derived from several variants (differences,
+    #: ratios between groups), and what was left out and why.
+    notes: Callable[[Result], list[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.baseline not in self.variants:
             raise ValueError(
                 f"benchmark {self.name!r}: baseline {self.baseline!r} is not one of its variants"
             )
+        for variant, baseline in self.baselines.items():
+            if variant not in self.variants or baseline not in self.variants:
+                raise ValueError(
+                    f"benchmark {self.name!r}: baselines maps {variant!r} to {baseline!r}; "
+                    "both must be variants"
+                )
+
+    def baseline_of(self, variant: str) -> str:
+        return self.baselines.get(variant, self.baseline)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One clock's per-operation samples for a variant, summarised."""
+
+    #: Nanoseconds per operation, one sample per measured round, in round order.
+    per_op_ns: tuple[float, ...]
+    median_ns: float
+    p10_ns: float
+    p90_ns: float
+    #: This median divided by the same clock's median of the variant's baseline.
+    ratio: float
 
 
 @dataclass(frozen=True)
@@ -62,6 +102,12 @@ class VariantResult:
     #: This variant's median divided by the baseline variant's median.
     ratio: float
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The variant its ratios are to (the benchmark's baseline unless ``baselines`` says otherwise).
+    baseline: str = ""
+    #: Process CPU, all threads, ``run_once`` + ``settle`` (only with ``measure_cpu``).
+    cpu: Figures | None = None
+    #: CPU of the thread that ran ``run_once`` (only with ``measure_cpu``).
+    thread_cpu: Figures | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +118,13 @@ class Result:
     variants: tuple[VariantResult, ...]
     #: Variant names in the order their rounds ran, warm-up included.
     schedule: tuple[str, ...]
+
+    def variant(self, name: str) -> VariantResult:
+        """The result of variant ``name``; ``KeyError`` if the benchmark has none."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -92,13 +145,17 @@ def run_benchmark(
     warmup: int = 1,
     clock: Clock = time.perf_counter_ns,
     collect_garbage: bool = True,
+    cpu_clock: Clock = time.process_time_ns,
+    thread_clock: Clock = time.thread_time_ns,
 ) -> Result:
     """Run every variant ``warmup + rounds`` times, round-robin, and summarise the measured rounds.
 
     All variants are set up before the first round and torn down after the last, so each round
     of one variant runs between rounds of the others. With ``collect_garbage`` a full collection
     runs before each timed call (outside the timed region) so one variant's garbage is not
-    collected on another's clock.
+    collected on another's clock. ``cpu_clock`` and ``thread_clock`` are reported only for a
+    benchmark with ``measure_cpu``: the CPU window opens before the wall clock's and closes
+    after ``settle()``; the thread window is the same as the wall clock's.
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
@@ -106,6 +163,9 @@ def run_benchmark(
         raise ValueError("warmup must not be negative")
     names = list(benchmark.variants)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    cpu_samples: dict[str, list[float]] = {name: [] for name in names}
+    thread_samples: dict[str, list[float]] = {name: [] for name in names}
+    measure_cpu = benchmark.measure_cpu
     operations: dict[str, int] = dict.fromkeys(names, 0)
     schedule: list[str] = []
     started: list[Variant] = []
@@ -120,9 +180,13 @@ def run_benchmark(
             for name, variant in variants.items():
                 if collect_garbage:
                     gc.collect()
+                cpu_start, thread_start = cpu_clock(), thread_clock()
                 start = clock()
                 count = variant.run_once()
                 elapsed = clock() - start
+                thread_elapsed = thread_clock() - thread_start
+                variant.settle()
+                cpu_elapsed = cpu_clock() - cpu_start
                 variant.end_round()
                 schedule.append(name)
                 if count < 1:
@@ -130,24 +194,42 @@ def run_benchmark(
                 if round_index >= warmup:
                     samples[name].append(elapsed / count)
                     operations[name] += count
+                    if measure_cpu:
+                        cpu_samples[name].append(cpu_elapsed / count)
+                        thread_samples[name].append(thread_elapsed / count)
         metrics = {name: variant.metrics() for name, variant in variants.items()}
     finally:
         for variant in reversed(started):
             variant.teardown()
-    baseline_median = percentile(samples[benchmark.baseline], 0.5)
     results = []
     for name in names:
-        median = percentile(samples[name], 0.5)
+        baseline = benchmark.baseline_of(name)
+        wall = summarise(samples[name], samples[baseline])
         results.append(
             VariantResult(
                 name=name,
-                per_op_ns=tuple(samples[name]),
+                per_op_ns=wall.per_op_ns,
                 operations=operations[name],
-                median_ns=median,
-                p10_ns=percentile(samples[name], 0.1),
-                p90_ns=percentile(samples[name], 0.9),
-                ratio=median / baseline_median if baseline_median > 0 else math.nan,
+                median_ns=wall.median_ns,
+                p10_ns=wall.p10_ns,
+                p90_ns=wall.p90_ns,
+                ratio=wall.ratio,
                 metrics=metrics[name],
+                baseline=baseline,
+                cpu=summarise(cpu_samples[name], cpu_samples[baseline]) if measure_cpu else None,
+                thread_cpu=summarise(thread_samples[name], thread_samples[baseline]) if measure_cpu else None,
             )
         )
     return Result(benchmark, rounds, warmup, tuple(results), tuple(schedule))
+
+
+def summarise(samples: Sequence[float], baseline_samples: Sequence[float]) -> Figures:
+    median = percentile(samples, 0.5)
+    baseline_median = percentile(baseline_samples, 0.5)
+    return Figures(
+        per_op_ns=tuple(samples),
+        median_ns=median,
+        p10_ns=percentile(samples, 0.1),
+        p90_ns=percentile(samples, 0.9),
+        ratio=median / baseline_median if baseline_median > 0 else math.nan,
+    )

@@ -7,11 +7,12 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._harness import Result
+from bench._harness import Figures, Result
 
 
 @dataclass(frozen=True)
@@ -55,40 +56,72 @@ def _cpu_model() -> str | None:
 def render_text(result: Result, environment: Environment) -> str:
     benchmark = result.benchmark
     unit = f"µs/{benchmark.operation}"
+    with_cpu = any(variant.cpu is not None for variant in result.variants)
+    own_baselines = any(variant.baseline not in ("", benchmark.baseline) for variant in result.variants)
+    versus = "vs baseline" if own_baselines else f"vs {benchmark.baseline}"
     lines = [
         environment.header(),
         f"{benchmark.name}: {benchmark.description}",
         f"{result.rounds} rounds (+{result.warmup} warm-up), variants alternating round-robin; "
         f"per-round time per {benchmark.operation}",
-        "",
     ]
-    rows = [
-        ("variant", f"median {unit}", "p10", "p90", f"vs {benchmark.baseline}", f"{benchmark.operation}s")
-    ]
-    for variant in result.variants:
-        rows.append(
-            (
-                variant.name,
-                f"{variant.median_ns / 1000:.3f}",
-                f"{variant.p10_ns / 1000:.3f}",
-                f"{variant.p90_ns / 1000:.3f}",
-                f"{variant.ratio:.2f}x",
-                f"{variant.operations:,}",
-            )
+    if with_cpu:
+        lines.append(
+            "wall and thread cpu: the calling thread while it runs the operations; "
+            "cpu: the whole process (all threads) until the round's background work is done"
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+    if own_baselines:
+        lines.append(
+            f"ratios are to each variant's baseline: {benchmark.baseline}, or the one in the last column"
+        )
+    lines.append("")
+    header = ["variant", f"median {unit}", "p10", "p90", versus]
+    if with_cpu:
+        header += [f"cpu {unit}", "vs", f"thread cpu {unit}", "vs"]
+    header.append(f"{benchmark.operation}s")
+    if own_baselines:
+        header.append("baseline")
+    rows = [header]
+    for variant in result.variants:
+        row = [
+            variant.name,
+            f"{variant.median_ns / 1000:.3f}",
+            f"{variant.p10_ns / 1000:.3f}",
+            f"{variant.p90_ns / 1000:.3f}",
+            f"{variant.ratio:.2f}x",
         ]
-        lines.append("  ".join(cells).rstrip())
+        if with_cpu:
+            for figures in (variant.cpu, variant.thread_cpu):
+                row += [f"{figures.median_ns / 1000:.3f}", f"{figures.ratio:.2f}x"] if figures else ["", ""]
+        row.append(f"{variant.operations:,}")
+        if own_baselines:
+            row.append(variant.baseline if variant.baseline != benchmark.baseline else "")
+        rows.append(row)
+    lines.extend(table(rows))
     extras = [variant for variant in result.variants if variant.metrics]
     if extras:
         lines.append("")
     for variant in extras:
-        figures = "  ".join(f"{key}={_number(value)}" for key, value in variant.metrics.items())
-        lines.append(f"{variant.name}: {figures}")
+        figures_text = "  ".join(f"{key}={_number(value)}" for key, value in variant.metrics.items())
+        lines.append(f"{variant.name}: {figures_text}")
+    notes = benchmark.notes(result) if benchmark.notes is not None else []
+    if notes:
+        lines.append("")
+        lines.extend(notes)
     return "\n".join(lines)
+
+
+def table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Rows as aligned text: the first column to the left, the others to the right."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return [
+        indent
+        + "  ".join(
+            [row[0].ljust(widths[0])]
+            + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        ).rstrip()
+        for row in rows
+    ]
 
 
 def _number(value: float) -> str:
@@ -114,6 +147,7 @@ def render_json(result: Result, environment: Environment) -> str:
         "variants": [
             {
                 "name": variant.name,
+                "baseline": variant.baseline or benchmark.baseline,
                 "median_ns": variant.median_ns,
                 "p10_ns": variant.p10_ns,
                 "p90_ns": variant.p90_ns,
@@ -121,8 +155,25 @@ def render_json(result: Result, environment: Environment) -> str:
                 "operations": variant.operations,
                 "per_round_ns": list(variant.per_op_ns),
                 "metrics": variant.metrics,
+                **{
+                    key: _figures(figures)
+                    for key, figures in (("cpu", variant.cpu), ("thread_cpu", variant.thread_cpu))
+                    if figures is not None
+                },
             }
             for variant in result.variants
         ],
     }
+    if benchmark.notes is not None:
+        document["notes"] = benchmark.notes(result)
     return json.dumps(document, indent=2)
+
+
+def _figures(figures: Figures) -> dict[str, Any]:
+    return {
+        "median_ns": figures.median_ns,
+        "p10_ns": figures.p10_ns,
+        "p90_ns": figures.p90_ns,
+        "ratio_to_baseline": figures.ratio,
+        "per_round_ns": list(figures.per_op_ns),
+    }

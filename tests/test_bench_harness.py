@@ -142,3 +142,73 @@ def test_bench_list_names_span_export() -> None:
         timeout=120,
     )
     assert "span_export" in completed.stdout.split()
+
+
+class BackgroundVariant(Variant):
+    """Spends ``cost`` on the calling thread and ``background`` more process CPU in ``settle``."""
+
+    def __init__(self, cost: int, background: int, clocks: tuple[FakeClock, FakeClock, FakeClock]) -> None:
+        self.cost, self.background = cost, background
+        self.wall, self.cpu, self.thread = clocks
+
+    def run_once(self) -> int:
+        for clock in (self.wall, self.cpu, self.thread):
+            clock.now += self.cost
+        return 10
+
+    def settle(self) -> None:
+        # Another thread's work: process CPU only, after the timed region.
+        self.cpu.now += self.background
+        self.wall.now += 1_000_000
+
+
+def test_cpu_windows_include_settle_and_ratios_use_each_variants_baseline() -> None:
+    clocks = (FakeClock(), FakeClock(), FakeClock())
+    benchmark = Benchmark(
+        name="fake",
+        description="variants in two groups",
+        variants={
+            name: functools.partial(BackgroundVariant, cost, background, clocks)
+            for name, cost, background in (
+                ("a/plain", 100, 0),
+                ("a/traced", 300, 200),
+                ("b/plain", 1_000, 0),
+                ("b/traced", 1_500, 500),
+            )
+        },
+        baseline="a/plain",
+        baselines={"b/plain": "b/plain", "b/traced": "b/plain"},
+        measure_cpu=True,
+        notes=lambda result: [f"note: {result.variant('b/traced').name}"],
+    )
+    wall, cpu, thread = clocks
+    result = run_benchmark(
+        benchmark, rounds=3, warmup=1, clock=wall, cpu_clock=cpu, thread_clock=thread, collect_garbage=False
+    )
+
+    traced = result.variant("a/traced")
+    assert traced.median_ns == 30 and traced.ratio == pytest.approx(3.0)
+    assert traced.cpu is not None and traced.thread_cpu is not None
+    assert traced.cpu.median_ns == 50 and traced.cpu.ratio == pytest.approx(5.0)
+    assert traced.thread_cpu.median_ns == 30
+    b_traced = result.variant("b/traced")
+    assert b_traced.baseline == "b/plain" and b_traced.ratio == pytest.approx(1.5)
+    assert b_traced.cpu is not None and b_traced.cpu.ratio == pytest.approx(2.0)
+
+    text = render_text(result, Environment("python -m bench fake", "CPython 3.x", "test"))
+    assert "thread cpu µs/op" in text and "vs baseline" in text
+    assert text.splitlines()[-1] == "note: b/traced"
+    document = json.loads(render_json(result, Environment("c", "p", "m")))
+    assert document["variants"][1]["cpu"]["median_ns"] == 50
+    assert document["notes"] == ["note: b/traced"]
+
+
+def test_a_baseline_outside_the_variants_is_refused() -> None:
+    with pytest.raises(ValueError, match="baselines"):
+        Benchmark(
+            name="fake",
+            description="d",
+            variants={"a": functools.partial(FakeVariant, "a", [1], 1, FakeClock(), [])},
+            baseline="a",
+            baselines={"a": "missing"},
+        )

@@ -1,7 +1,7 @@
 """The AST rewrite: what changes in a selected module, and nothing else.
 
 For each selected function the body (after its docstring) is wrapped in
-``with S:`` where ``S`` is ``__execscope_sites__[key][i]``, the function's
+``with S:`` where ``S`` is ``__execscope_sites__.<key>[i]``, the function's
 :class:`~execscope.autotrace._runtime.Site`; at levels that capture values its ``return x``
 becomes ``return S.ret(x)``; in generators ``yield x`` becomes
 ``S.resume((yield S.suspend(x)))`` and ``yield from it`` becomes
@@ -31,7 +31,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 3
+REWRITER_VERSION: Final = 5
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -188,8 +188,9 @@ class _ScopedRewrite(ast.NodeTransformer):
         self.generator = generator
 
     def _site_method(self, name: str, node: ast.AST) -> ast.Attribute:
-        site = site_reference(self.key, self.index)
-        return ast.copy_location(ast.Attribute(value=site, attr=name, ctx=ast.Load()), node)
+        method = ast.Attribute(value=site_reference(self.key, self.index), attr=name, ctx=ast.Load())
+        _place_on_first_line(method, node)
+        return method
 
     def _call(self, name: str, argument: ast.expr, node: ast.AST) -> ast.Call:
         return ast.copy_location(
@@ -342,23 +343,33 @@ def _is_docstring(statement: ast.stmt) -> bool:
 
 
 def site_reference(key: str, index: int) -> ast.Subscript:
-    """``__execscope_sites__[key][index]``: the site, looked up in the builtins-level registry
-    (not a module global, so module globals stay the program's own and a function rebuilt
-    from its code object with other globals still finds it)."""
+    """``__execscope_sites__.<key>[index]``: the site, looked up in the registry installed in
+    ``builtins`` (not a module global, so module globals stay the program's own and a function
+    rebuilt from its code object with other globals still finds it). The registry is a module
+    object: an attribute of a module is found as fast as a module global."""
     return ast.Subscript(
-        value=ast.Subscript(
-            value=ast.Name(id=SITES_NAME, ctx=ast.Load()), slice=ast.Constant(value=key), ctx=ast.Load()
-        ),
+        value=ast.Attribute(value=ast.Name(id=SITES_NAME, ctx=ast.Load()), attr=key, ctx=ast.Load()),
         slice=ast.Constant(value=index),
         ctx=ast.Load(),
     )
 
 
+def _place_on_first_line(tree: ast.AST, at: ast.AST) -> None:
+    """Locate every node of ``tree`` at the start of ``at``, on that one line. A node spanning
+    several lines would put an attribute load on its last line (the interpreter reports an
+    attribute access where the attribute's name is) and show tracers a line jump."""
+    line = getattr(at, "lineno", 1)
+    column = getattr(at, "col_offset", 0)
+    for node in ast.walk(tree):
+        node.lineno, node.col_offset = line, column  # type: ignore[attr-defined]
+        node.end_lineno, node.end_col_offset = line, column  # type: ignore[attr-defined]
+
+
 def module_key(module: str, source: bytes | str) -> str:
-    """The registry key of one version of a module's source: its name and a digest, so that
+    """The registry key of one version of a module: a digest of its name and source, so that
     functions of an older version (kept after ``reload``) keep their own sites."""
     data = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
-    return f"{module}:{hashlib.sha256(data).hexdigest()[:16]}"
+    return "m_" + hashlib.sha256(module.encode("utf-8", "surrogateescape") + b"\0" + data).hexdigest()[:20]
 
 
 def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: str) -> None:
@@ -386,8 +397,7 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
         end_lineno=-1,
         end_col_offset=-1,
     )
-    for child in ast.walk(site):
-        ast.copy_location(child, start)
+    _place_on_first_line(site, start)
     node.body = [*head, wrapper]
 
 

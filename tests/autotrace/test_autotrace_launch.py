@@ -46,7 +46,9 @@ def traced_calls(env: dict[str, str], cwd: Path) -> list[Call]:
             for key, value in attributes.items()
             if key.startswith(("execscope.args.", "execscope.return"))
         }
-        calls.append((attributes["code.namespace"], attributes["code.function"], values))
+        qualname = span["name"]
+        module = attributes["code.function.name"].removesuffix("." + qualname)
+        calls.append((module, qualname, values))
     return calls
 
 

@@ -1,0 +1,218 @@
+"""What rewriting costs at import: a generated module of about 2,000 lines (functions, classes,
+methods, properties, generators, coroutines) imported plainly and through execscope's import
+hook, each from a cold cache (the source is compiled, or parsed, rewritten and compiled, and the
+``.pyc`` written) and from a warm one (the ``.pyc`` is read).
+
+Each variant has its own copy of the module, imported in this process through the same steps
+as ``import`` takes (``find_spec``, ``module_from_spec``, ``exec_module``); between rounds the
+module leaves ``sys.modules``, a cold variant's cached bytecode is deleted, and
+``importlib.invalidate_caches()`` runs, all outside the timed region. The rewritten module runs
+its own first statement, which builds one ``Site`` per function, so that cost is included;
+importing execscope itself is not (the distro has done that before the application imports).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from importlib.machinery import ModuleSpec, PathFinder
+from pathlib import Path
+
+from bench._harness import Benchmark, Result, Variant
+from execscope.autotrace import is_rewritten
+from execscope.autotrace._hook import RewritingFinder
+from execscope.autotrace._levels import FULL
+from execscope.autotrace._selection import Selection
+
+#: Classes and functions in the generated module: about 2,000 lines with the defaults.
+CLASSES = 22
+FUNCTIONS = 64
+TARGET_COLD = 2.0
+TARGET_WARM = 1.1
+
+_CLASS = '''
+
+class Model{i}:
+    """Model {i}: a small stateful class."""
+
+    limit = {i}
+
+    def __init__(self, name, size=0):
+        self.name = name
+        self.size = size
+        self.items = []
+
+    def add(self, item, *, weight=1):
+        """Add one item."""
+        self.items.append((item, weight))
+        self.size += weight
+        return self.size
+
+    @property
+    def label(self):
+        return f"{{self.name}}-{{self.size}}"
+
+    @classmethod
+    def build(cls, name):
+        return cls(name, cls.limit)
+
+    @staticmethod
+    def check(value):
+        if value > {i}:
+            raise ValueError(value)
+        return value
+
+    def walk(self):
+        for item, weight in self.items:
+            if weight:
+                yield item
+
+    async def fetch(self, key, default=None):
+        try:
+            return self.items[key]
+        except IndexError:
+            return default
+
+    def __repr__(self):
+        return f"Model{i}({{self.name!r}})"
+'''
+
+_FUNCTION = '''
+
+def function_{i}(a, b=2, *args, key=None, **kwargs):
+    """Function {i}."""
+    total = a + b
+    for item in args:
+        if item is None:
+            continue
+        total += item
+    value = kwargs.get("value", {i})
+    result = [x * {i} for x in range(total % 5)]
+
+    def inner(y):
+        return y + value
+
+    return inner(total) + len(result) + (key or 0)
+'''
+
+
+def generate_module(classes: int = CLASSES, functions: int = FUNCTIONS) -> str:
+    parts = ['"""A generated module for the import-time benchmark."""\n\nimport math\n']
+    for index in range(max(classes, functions)):
+        if index < classes:
+            parts.append(_CLASS.format(i=index))
+        if index < functions:
+            parts.append(_FUNCTION.format(i=index))
+    parts.append("\n\nCONSTANT = math.pi\n")
+    return "".join(parts)
+
+
+class Import(Variant):
+    """Imports its own copy of the generated module, plainly or rewritten, from a cold or warm cache."""
+
+    def __init__(self, label: str, source: str, *, rewritten: bool, cold: bool) -> None:
+        self.name = "execscope_bench_import_" + label
+        self.source = source
+        self.rewritten = rewritten
+        self.cold = cold
+
+    def setup(self) -> None:
+        # Caching is what is measured: write .pyc files even under PYTHONDONTWRITEBYTECODE.
+        self._wrote_bytecode = sys.dont_write_bytecode
+        sys.dont_write_bytecode = False
+        self._folder = Path(tempfile.mkdtemp(prefix="execscope-bench-"))
+        try:
+            (self._folder / f"{self.name}.py").write_text(self.source, encoding="utf-8")
+            # Every function at the default level, as the hook selects the application's modules.
+            roots = (str(self._folder.resolve()),)
+            self._finder = RewritingFinder(Selection(roots=roots, default_level=FULL))
+            self._import()  # writes the cache a warm variant reads
+            if not self.cold and not list((self._folder / "__pycache__").glob(f"{self.name}.*.pyc")):
+                raise RuntimeError(f"no bytecode cache was written in {self._folder}: warm imports are cold")
+            self.end_round()
+        except BaseException:
+            self.teardown()  # the harness tears down only variants whose setup finished
+            raise
+
+    def _spec(self) -> ModuleSpec | None:
+        if self.rewritten:
+            return self._finder.find_spec(self.name, [str(self._folder)])
+        return PathFinder.find_spec(self.name, [str(self._folder)])
+
+    def _import(self) -> None:
+        spec = self._spec()
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot find {self.name}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.name] = module
+        spec.loader.exec_module(module)
+        if self.rewritten and not is_rewritten(module):
+            raise RuntimeError(f"{self.name} was not rewritten")
+
+    def run_once(self) -> int:
+        self._import()
+        return 1
+
+    def end_round(self) -> None:
+        sys.modules.pop(self.name, None)
+        if self.cold:
+            for cached in (self._folder / "__pycache__").glob(f"{self.name}.*.pyc"):
+                cached.unlink()
+        importlib.invalidate_caches()
+
+    def teardown(self) -> None:
+        sys.modules.pop(self.name, None)
+        shutil.rmtree(self._folder, ignore_errors=True)
+        sys.dont_write_bytecode = self._wrote_bytecode
+
+
+def notes(result: Result) -> list[str]:
+    names = {variant.name for variant in result.variants}
+    lines = ["targets (product spec):"]
+    if {"rewritten_cold", "plain_cold"} <= names:
+        ratio = result.variant("rewritten_cold").ratio
+        verdict = "met" if ratio <= TARGET_COLD else "MISSED"
+        lines.append(
+            f"  rewriting, cold cache <= {TARGET_COLD:g}x a plain import compiling: {ratio:.2f}x: {verdict}"
+        )
+    if {"rewritten_warm", "plain_warm"} <= names:
+        ratio = result.variant("rewritten_warm").ratio
+        verdict = "met" if ratio <= TARGET_WARM else "MISSED"
+        lines.append(
+            f"  rewriting, warm cache <= {TARGET_WARM:g}x a plain import from .pyc: {ratio:.2f}x: {verdict}"
+        )
+    if {"rewritten_cold", "plain_warm"} <= names:
+        ratio = result.variant("rewritten_cold").median_ns / result.variant("plain_warm").median_ns
+        lines.append(f"  (rewriting with a cold cache vs a plain import from its .pyc: {ratio:.2f}x)")
+    return lines
+
+
+def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchmark:
+    """The benchmark on a module of ``classes`` classes and ``functions`` functions (small in the test)."""
+    source = generate_module(classes, functions)
+    variants: dict[str, Callable[[], Variant]] = {
+        label: partial(Import, label, source, rewritten=rewritten, cold=cold)
+        for label, rewritten, cold in (
+            ("plain_cold", False, True),
+            ("rewritten_cold", True, True),
+            ("plain_warm", False, False),
+            ("rewritten_warm", True, False),
+        )
+    }
+    return Benchmark(
+        name="autotrace_import",
+        description=f"importing a generated {source.count(chr(10)):,}-line module, plainly and rewritten",
+        variants=variants,
+        baseline="plain_warm",
+        operation="import",
+        baselines={"rewritten_cold": "plain_cold", "plain_cold": "plain_cold"},
+        notes=notes,
+    )
+
+
+BENCHMARK = make_benchmark()
