@@ -72,7 +72,7 @@ def test_code_reached_from_a_request_handler_is_marked_on_the_request_path(tmp_p
 def test_estimate_states_its_basis_and_uses_the_cost_table() -> None:
     plan = _plan("actors")
     assert plan.estimate is not None
-    assert "static estimate" in plan.estimate.basis and "bench/" in plan.estimate.basis
+    assert "static estimate" in plan.estimate.basis and "python -m bench autotrace" in plan.estimate.basis
     assert plan.estimate.max_call_cost_us >= COST_PER_CALL_US["full"]
     assert plan.estimate.instrumented_targets == sum(1 for t in plan.targets if t.level != "off")
 
