@@ -286,17 +286,17 @@ SELECTION_PROJECT = {
         import json
         import sys
 
-        already = [name for name in ("mdurl", "execscope._launcher") if name in sys.modules]
+        already = [name for name in ("sortedcontainers", "execscope._launcher") if name in sys.modules]
 
         import app_core
         import other
         import dep
-        import mdurl
+        import sortedcontainers
         import execscope._launcher
 
 
         def main():
-            return [app_core.work(1), other.work(2), dep.work(3), mdurl.decode("a%20b")]
+            return [app_core.work(1), other.work(2), dep.work(3), sortedcontainers.SortedList([3, 1]).bisect(2)]
 
 
         main()
@@ -305,10 +305,10 @@ SELECTION_PROJECT = {
 
         rewritten = {name: is_rewritten(sys.modules[name]) for name in names}
         rewritten["__main__"] = is_rewritten(sys.modules["__main__"])
-        rewritten["mdurl"] = any(
+        rewritten["sortedcontainers"] = any(
             is_rewritten(module)
             for name, module in list(sys.modules.items())
-            if name.partition(".")[0] == "mdurl"
+            if name.partition(".")[0] == "sortedcontainers"
         )
         print(json.dumps({"already imported": already, "rewritten": rewritten}))
     """,
@@ -344,7 +344,7 @@ def test_the_selection_settings_decide_which_modules_are_rewritten(
     env: dict[str, str], tmp_path: Path, settings: dict[str, str], selected: set[str]
 ) -> None:
     """By default only the application's files, never a virtual environment inside the project,
-    an installed package (mdurl) or execscope itself, even when named."""
+    an installed package (sortedcontainers) or execscope itself, even when named."""
     project = write_project(tmp_path / "project", SELECTION_PROJECT)
     run_env = {**env, **settings, "PYTHONPATH": str(project / SITE_PACKAGES)}
 
@@ -354,7 +354,7 @@ def test_the_selection_settings_decide_which_modules_are_rewritten(
     assert result.stderr == ""
     report = json.loads(result.stdout)
     assert report["already imported"] == []
-    everything = {"__main__", "app_core", "other", "dep", "mdurl", "execscope._launcher"}
+    everything = {"__main__", "app_core", "other", "dep", "sortedcontainers", "execscope._launcher"}
     assert report["rewritten"] == {name: name in selected for name in everything}
     assert traced_modules(traced_calls(env, project)) == selected
 

@@ -231,11 +231,11 @@ VENV_SITE = f".venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/
         ("dep", f"{VENV_SITE}/dep.py", (), (), False),
         ("dep", "vendor/dist-packages/dep.py", (), (), False),
         ("json", "<stdlib>", (), (), False),
-        ("mdurl._decode", "<installed>", (), (), False),
+        ("sortedcontainers.sortedlist", "<installed>", (), (), False),
         ("elsewhere", "<outside>", (), (), False),
         ("execscope._launcher", "<execscope>", (), (), False),
         ("dep", f"{VENV_SITE}/dep.py", ("dep",), (), True),
-        ("mdurl._decode", "<installed>", ("mdurl.*",), (), True),
+        ("sortedcontainers.sortedlist", "<installed>", ("sortedcontainers.*",), (), True),
         ("app", "app.py", ("dep",), (), False),
         ("execscope._launcher", "<execscope>", ("execscope", "execscope.*"), (), False),
         ("app.views", "app/views.py", (), ("app",), False),
@@ -252,13 +252,13 @@ def test_the_default_selection_is_the_applications_own_files(
 ) -> None:
     import json.decoder
 
-    import mdurl._decode
+    import sortedcontainers.sortedlist
 
     import execscope._launcher
 
     files = {
         "<stdlib>": json.decoder.__file__,
-        "<installed>": mdurl._decode.__file__,
+        "<installed>": sortedcontainers.sortedlist.__file__,
         "<execscope>": execscope._launcher.__file__,
         "<outside>": str(project.parent / "elsewhere.py"),
     }
