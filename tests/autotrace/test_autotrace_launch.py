@@ -296,7 +296,7 @@ SELECTION_PROJECT = {
 
 
         def main():
-            return [app_core.work(1), other.work(2), dep.work(3), sortedcontainers.SortedList([3, 1]).bisect(2)]
+            return [app_core.work(1), other.work(2), dep.work(3), len(sortedcontainers.SortedList([3]))]
 
 
         main()
