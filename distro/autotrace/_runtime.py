@@ -651,6 +651,12 @@ class Site:
         tb: TracebackType | None,
     ) -> None:
         call.end_time = _time_ns()
+        # Its contexts are done with. ``inner`` maps back to the call: a cycle that only the
+        # cyclic collector frees, which would keep every finished call (and what its contexts
+        # hold) alive until a full collection, long after its span was exported.
+        call.inner = None
+        call.outer = None
+        call.token = None
         config = self.config
         attributes = call.attributes
         if attributes is None:
