@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from autotrace_helpers import Recording, import_source, recording
@@ -42,9 +43,9 @@ def test_recorded_calls_leave_the_programs_random_sequence_alone(tmp_path: Path,
     plain = import_source(tmp_path, SEEDED, rewritten=False)
     rewritten = import_source(tmp_path, SEEDED)
 
-    def run(module: object) -> tuple[list[int], list[int], float]:
+    def run(module: ModuleType) -> tuple[list[int], list[int], float]:
         random.seed(123)
-        return module.draw(range(100), 5), module.shuffled(range(10)), random.random()  # type: ignore[attr-defined]
+        return module.draw(range(100), 5), module.shuffled(range(10)), random.random()
 
     assert run(rewritten) == run(plain)
     assert {span.name for span in rec.spans()} == {"draw", "shuffled"}
