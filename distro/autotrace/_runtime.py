@@ -40,6 +40,7 @@ from opentelemetry.trace.span import SpanContext, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types as otel_types
 
+from execscope.attributes import ARGS_PREFIX, RETURN_VALUE, STATE_DIFF
 from execscope.autotrace._levels import ARGS, FULL, OFF, TIMING, SiteFlags
 from execscope.autotrace._recorder import RECORDER, Recorder
 from execscope.capture import CaptureLimits, SpanBudget, default_redactor, render, render_arguments, snapshot
@@ -246,6 +247,19 @@ class Call(trace.Span):
         self.inner: Context | None = None
         self.token: Any = None
 
+    def attach(self, outer: Context | None = None) -> None:
+        """Make this call the current span, over ``outer`` (default: the context current now)."""
+        outer = self.outer = _CONTEXT.get() if outer is None else outer
+        self.inner = Context({**outer, _SPAN_KEY: self})
+        self.attached = True
+        self.token = _CONTEXT.set(self.inner)
+
+    def detach(self) -> None:
+        """Give the code around the call back its context (at exit, ``yield``, ``yield from``)."""
+        if self.attached:
+            self.attached = False
+            _restore(self.token, self.outer)  # type: ignore[arg-type]
+
     # -- opentelemetry.trace.Span, for code running inside the call ---------------------------
 
     def get_span_context(self) -> SpanContext:
@@ -353,13 +367,16 @@ def exception_type_name(tp: type[BaseException]) -> str:
     return qualname if module in ("builtins", "__main__", None) else f"{module}.{qualname}"
 
 
+def stack_summary(tb: TracebackType | None) -> traceback.StackSummary:
+    """The frames of ``tb`` without their source lines (read later, off the calling thread)."""
+    return traceback.StackSummary.extract(traceback.walk_tb(tb), limit=_MAX_STACK_FRAMES, lookup_lines=False)
+
+
 def exception_event_attributes(
     tp: type[BaseException], value: BaseException, tb: TracebackType | None
 ) -> dict[str, Any]:
     message = exception_message(value)
-    summary = traceback.StackSummary.extract(
-        traceback.walk_tb(tb), limit=_MAX_STACK_FRAMES, lookup_lines=False
-    )
+    summary = stack_summary(tb)
     return {
         "exception.type": exception_type_name(tp),
         "exception.message": message,
@@ -532,11 +549,8 @@ class Site:
             call = Call(self, trace_id, parent_id, parent_context)
             if self.level >= ARGS:
                 self._capture_arguments(call, frame)
-            call.outer = outer
-            inner = call.inner = Context({**outer, _SPAN_KEY: call})
-            call.attached = True
             self.frames[frame] = call
-            call.token = _CONTEXT.set(inner)
+            call.attach(outer)
         except Exception:
             self._internal_error()
 
@@ -552,9 +566,7 @@ class Site:
                 return False
             kind = type(state)
             if kind is Call:
-                if state.attached:
-                    _restore(state.token, state.outer)
-                    state.attached = False
+                state.detach()
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
                 _restore(state.token, state.outer)
@@ -585,13 +597,10 @@ class Site:
         if self.frames:
             try:
                 call = self.frames.get(_getframe(1))
-                if call is not None and type(call) is _Timed:
+                if call is not None and (type(call) is Call or type(call) is _Timed):
                     call.yields += 1
-                elif call is not None and type(call) is Call:
-                    call.yields += 1
-                    if call.attached:
-                        call.attached = False
-                        _restore(call.token, call.outer)  # type: ignore[arg-type]
+                    if type(call) is Call:
+                        call.detach()
             except Exception:
                 self._internal_error()
         return value
@@ -602,10 +611,7 @@ class Site:
             try:
                 call = self.frames.get(_getframe(1))
                 if call is not None and type(call) is Call and not call.attached:
-                    call.outer = _CONTEXT.get()
-                    call.inner = Context({**call.outer, _SPAN_KEY: call})
-                    call.attached = True
-                    call.token = _CONTEXT.set(call.inner)
+                    call.attach()
             except Exception:
                 self._internal_error()
         return sent
@@ -615,9 +621,8 @@ class Site:
         if self.frames:
             try:
                 call = self.frames.get(_getframe(1))
-                if call is not None and type(call) is Call and call.attached:
-                    call.attached = False
-                    _restore(call.token, call.outer)  # type: ignore[arg-type]
+                if call is not None and type(call) is Call:
+                    call.detach()
             except Exception:
                 self._internal_error()
         return iterable
@@ -641,7 +646,7 @@ class Site:
         pairs = [(name, values[name]) for name in params[first:] if name in values]
         if pairs:
             rendered = render_arguments(pairs, config.limits, budget, config.redactor)
-            call.attributes = {f"execscope.args.{name}": text for name, text in rendered.items()}
+            call.attributes = {ARGS_PREFIX + name: text for name, text in rendered.items()}
 
     def _finish(
         self,
@@ -666,25 +671,18 @@ class Site:
                 call.closed = True
             else:
                 message = exception_message(exc)
-                summary = traceback.StackSummary.extract(
-                    traceback.walk_tb(tb), limit=_MAX_STACK_FRAMES, lookup_lines=False
-                )
-                call.exception = (exception_type_name(exc_type), message, summary)
+                call.exception = (exception_type_name(exc_type), message, stack_summary(tb))
         if self.level >= ARGS:
             budget = call.budget or SpanBudget(config.limits.span_budget)
-            if call.has_return and exc_type is None:
-                attributes["execscope.return"] = render(call.returned, config.limits, budget, config.redactor)
-            if self.state and call.state_before is not None:
-                if self.state == 1:
-                    after = snapshot(call.state_owner, config.limits, config.redactor)
-                    attributes["execscope.state.diff"] = _diff(call.state_before, after).to_json(
-                        config.limits.max_state_diff
-                    )
-                elif call.has_return and exc_type is None:
-                    after = snapshot(call.returned, config.limits, config.redactor)
-                    attributes["execscope.state.diff"] = _diff(call.state_before, after).to_json(
-                        config.limits.max_state_diff
-                    )
+            returned = call.has_return and exc_type is None
+            if returned:
+                attributes[RETURN_VALUE] = render(call.returned, config.limits, budget, config.redactor)
+            # The state after: the instance's own (it changed in place, even if the call raised),
+            # or for a reducer the new state it returned.
+            if call.state_before is not None and (self.state == 1 or (self.state == 2 and returned)):
+                owner = call.state_owner if self.state == 1 else call.returned
+                after = snapshot(owner, config.limits, config.redactor)
+                attributes[STATE_DIFF] = _diff(call.state_before, after).to_json(config.limits.max_state_diff)
         call.returned = None
         call.state_owner = None
         if call.generation != _process.generation:
