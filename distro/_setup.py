@@ -23,17 +23,22 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from execscope._exporters import STORE_EXPORTER, choose_trace_exporters, load_exporter
 from execscope._version import __version__
+from execscope.processors import install_correlation_propagator
+from execscope.processors._build import build_pipeline
+from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.settings import LoadedSettings, Settings, get_settings, load_settings, use_settings
 from execscope.settings._loader import report_problems
 
 _logger = logging.getLogger(__name__)
 _install_lock = threading.Lock()
 _installed: TracerProvider | None = None
+#: The pipelines built in this process (one per provider), for ``execscope.status()`` and tests.
+_pipelines: list[tuple[ExecscopeSpanProcessor, Monitor]] = []
 
 #: Script names that say nothing about the program; the folder name is used instead.
 _GENERIC_SCRIPT_NAMES = frozenset(
@@ -61,6 +66,7 @@ def install(
             if provider is None:
                 return False
             trace.set_tracer_provider(provider)
+            install_correlation_propagator(os.environ)
             _installed = provider
             _init_other_signals(provider.resource)
             if loaded.settings.autotrace:
@@ -82,7 +88,9 @@ def build_tracer_provider(
     provider = TracerProvider(
         resource=build_resource(environ, auto_instrumentation_version), sampler=_sampler(settings, environ)
     )
-    exporters = [load_exporter(name) for name in choice.names]
+    exporters: list[SpanExporter] = [
+        exporter for exporter in (load_exporter(name) for name in choice.names) if exporter is not None
+    ]
     if choice.store:
         from execscope.store import StoreSpanExporter
 
@@ -91,9 +99,13 @@ def build_tracer_provider(
                 settings.store, max_size_mb=settings.store_max_size_mb, max_age_s=settings.store_max_age
             )
         )
-    for exporter in exporters:
-        if exporter is not None:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+    processor, monitor = build_pipeline(
+        settings, exporters, service=str(provider.resource.attributes.get(SERVICE_NAME, "unknown"))
+    )
+    provider.add_span_processor(processor)
+    _monitor_autotrace(monitor)
+    monitor.start()
+    _pipelines.append((processor, monitor))
     _logger.debug(
         "execscope: exporting spans to %s",
         ", ".join(choice.names + ([STORE_EXPORTER] if choice.store else [])),
@@ -169,6 +181,14 @@ def _init_other_signals(resource: Resource) -> None:
         )
 
 
+def _monitor_autotrace(monitor: Monitor) -> None:
+    """Count the auto-instrumentor's recorder thread in execscope's CPU, and its drops in the status."""
+    from execscope.autotrace._recorder import RECORDER
+
+    monitor.extra_cpu_s = lambda: RECORDER.cpu_s
+    monitor.extra_stats = lambda: {"recorded_calls": RECORDER.stats.as_dict()}
+
+
 def _install_autotrace(settings: Settings, provider: TracerProvider) -> None:
     try:
         from execscope.autotrace import install as install_autotrace
@@ -192,3 +212,8 @@ def _apply_log_level(level: str) -> None:
 
 def installed_provider() -> TracerProvider | None:
     return _installed
+
+
+def installed_pipeline() -> tuple[ExecscopeSpanProcessor, Monitor] | None:
+    """The pipeline of the provider execscope installed, if any."""
+    return _pipelines[-1] if _pipelines else None

@@ -14,6 +14,7 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +28,8 @@ from opentelemetry.trace.span import SpanContext, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
 from execscope._version import __version__
+from execscope.attributes import CORRELATION_ID
+from execscope.processors._correlation import REGISTRY
 
 if TYPE_CHECKING:
     from execscope.autotrace._runtime import Call
@@ -76,6 +79,8 @@ class Recorder:
         self.batch = batch
         self.interval = interval
         self.stats = RecorderStats()
+        #: CPU seconds the recorder's thread has spent turning calls into spans (for the governor).
+        self.cpu_s = 0.0
         self._queue: collections.deque[Call] = collections.deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -153,7 +158,9 @@ class Recorder:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            started = time.thread_time()
             self._drain()
+            self.cpu_s += time.thread_time() - started
             if self._stopping:
                 return
 
@@ -213,6 +220,9 @@ def to_readable_span(call: Call, resource: Resource) -> ReadableSpan:
     attributes: dict[str, Any] = dict(site.attributes)
     if call.attributes:
         attributes.update(call.attributes)
+    # Recorded calls never pass through a span processor's on_start: their correlation id
+    # comes from the same per-trace table here, on the recorder's thread.
+    attributes[CORRELATION_ID] = REGISTRY.resolve(call.trace_id)
     if site.flags & 16:  # SiteFlags.GENERATOR
         attributes[GENERATOR_YIELDS] = call.yields
         if call.closed:

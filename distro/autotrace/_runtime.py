@@ -46,6 +46,7 @@ from execscope.autotrace._recorder import RECORDER, Recorder
 from execscope.capture import CaptureLimits, SpanBudget, default_redactor, render, render_arguments, snapshot
 from execscope.capture import Redactor as _Redactor
 from execscope.capture import diff as _diff
+from execscope.processors._governor import SHEDDING
 
 _logger = logging.getLogger("execscope.autotrace")
 _getframe = sys._getframe
@@ -631,13 +632,15 @@ class Site:
 
     def _capture_arguments(self, call: Call, frame: FrameType) -> None:
         params = self.params
-        if not params:
+        if not params or not SHEDDING.capture_args:
             return
         values = frame.f_locals
         config = self.config
         budget = call.budget = SpanBudget(config.limits.span_budget)
         first = 1 if self.flags & SiteFlags.METHOD else 0
-        if self.state == 1:
+        if not SHEDDING.capture_state:
+            pass  # shed under load (the governor's degraded level): no state diff
+        elif self.state == 1:
             owner = values.get(params[0])
             call.state_owner = owner
             call.state_before = snapshot(owner, config.limits, config.redactor)
@@ -672,7 +675,7 @@ class Site:
             else:
                 message = exception_message(exc)
                 call.exception = (exception_type_name(exc_type), message, stack_summary(tb))
-        if self.level >= ARGS:
+        if self.level >= ARGS and SHEDDING.capture_args:
             budget = call.budget or SpanBudget(config.limits.span_budget)
             returned = call.has_return and exc_type is None
             if returned:

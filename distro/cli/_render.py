@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -98,9 +99,15 @@ def trace_tree(trace: dict[str, Any], color: bool, all_attributes: bool = False)
         f"trace {trace['trace_id']}  {trace['service'] or '?'}  {format_time(trace['start_ns'])}  "
         f"{format_duration(trace['duration_ns'])}  {trace['span_count']} spans, {trace['error_count']} errors"
     )
+    # The trace's correlation id is shown once, in the heading; a span shows its own only when
+    # it differs (work of another unit joined into this trace).
+    correlations = Counter(span.get("correlation_id") for span in spans if span.get("correlation_id"))
+    shared = correlations.most_common(1)[0][0] if correlations else None
+    if shared:
+        head += f"  correlation {shared}"
     lines = [click.style(head, bold=True) if color else head]
     branches = _TTY_BRANCHES if color else _PLAIN_BRANCHES
-    _walk(children, None, "", lines, (branches, color, all_attributes))
+    _walk(children, None, "", lines, (branches, color, all_attributes, shared))
     return "\n".join(lines)
 
 
@@ -109,9 +116,9 @@ def _walk(
     parent: str | None,
     prefix: str,
     lines: list[str],
-    style: tuple[tuple[str, str, str, str], bool, bool],
+    style: tuple[tuple[str, str, str, str], bool, bool, str | None],
 ) -> None:
-    branches, color, all_attributes = style
+    branches, color, all_attributes, shared_correlation = style
     members = children.get(parent, [])
     for index, span in enumerate(members):
         last = index == len(members) - 1
@@ -123,14 +130,17 @@ def _walk(
             title = click.style(title, fg="red" if error else None, bold=parent is None)
         lines.append(prefix + branches[1 if last else 0] + title)
         detail_prefix = prefix + branches[3 if last else 2]
-        for detail in span_details(span, all_attributes):
+        for detail in span_details(span, all_attributes, shared_correlation):
             lines.append(detail_prefix + (click.style(detail, dim=True) if color else detail))
         _walk(children, span["span_id"], detail_prefix, lines, style)
 
 
-def span_details(span: dict[str, Any], all_attributes: bool = False) -> Iterable[str]:
+def span_details(
+    span: dict[str, Any], all_attributes: bool = False, shared_correlation: str | None = None
+) -> Iterable[str]:
     """Captured arguments, return value, state diff and exceptions, one line each; with
-    ``all_attributes`` also every other attribute."""
+    ``all_attributes`` also every other attribute. The correlation id is shown unless it is
+    ``shared_correlation`` (the trace's, shown in its heading)."""
     attributes = span["attributes"]
     arguments = {
         key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)
@@ -146,7 +156,7 @@ def span_details(span: dict[str, Any], all_attributes: bool = False) -> Iterable
             if not key.startswith("execscope."):
                 yield f"{key}: {value}"
     correlation = span.get("correlation_id")
-    if correlation:
+    if correlation and correlation != shared_correlation:
         yield f"correlation: {correlation}"
     for event in span["events"]:
         if event["name"] == "exception":

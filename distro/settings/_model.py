@@ -107,6 +107,72 @@ class Settings:
         "Extra name patterns (regular expressions) whose values are masked, in addition to password, "
         "secret, token, api_key, authorization, cookie, session...",
     )
+    redact: bool = _setting(
+        True,
+        p.parse_bool,
+        "Mask sensitive attribute values (by name, and credential-looking text anywhere) before spans "
+        "leave the process. False: nothing is masked.",
+    )
+    tail_keep_rate: float = _setting(
+        1.0,
+        p.parse_fraction,
+        "Tail sampling: fraction of traces kept when they have no error and are not slow (0 to 1). "
+        "Below 1, a trace's spans are held until its local root ends.",
+    )
+    tail_latency_threshold: float = _setting(
+        1.0,
+        p.parse_duration_or_off,
+        "Tail sampling: traces lasting at least this long are always kept (`off`: no latency rule).",
+    )
+    tail_buffer_mb: int = _setting(
+        64,
+        p.parse_positive_int,
+        "Tail sampling: memory for held spans; when full, the oldest traces are decided early.",
+    )
+    tail_max_hold: float = _setting(
+        30.0,
+        p.parse_duration,
+        "Tail sampling: a trace whose local root has not ended after this long is decided early.",
+    )
+    export_queue_size: int = _setting(
+        8192,
+        p.parse_positive_int,
+        "Spans waiting for export per exporter; beyond it spans are dropped (counted).",
+    )
+    export_flush_deadline: float = _setting(
+        5.0,
+        p.parse_duration,
+        "At exit, the one deadline for delivering queued spans; what is left is spooled for the next start.",
+    )
+    spool: bool = _setting(
+        True,
+        p.parse_bool,
+        "Keep OTLP batches on disk while the collector is down or slow, and deliver them in order later.",
+    )
+    spool_dir: Path | None = _setting(
+        None, p.parse_path, "Folder of the on-disk spool (default: `spool` inside the store folder)."
+    )
+    spool_max_mb: int = _setting(
+        256,
+        p.parse_positive_int,
+        "Size limit of the spool; beyond it the oldest batches are dropped (counted).",
+    )
+    governor_cpu_budget: float = _setting(
+        0.10,
+        p.parse_fraction,
+        "CPU execscope may add, as a fraction of one core; above it the governor sheds work "
+        "(`0`: no CPU limit).",
+    )
+    governor_memory_mb: int = _setting(
+        0,
+        p.parse_int_range(0, 1_000_000),
+        "Resident memory of the process above which the governor sheds work (`0`: no limit).",
+    )
+    governor_max_spans_per_s: int = _setting(
+        0,
+        p.parse_int_range(0, 100_000_000),
+        "Spans per second above which the governor sheds work (`0`: no limit).",
+    )
     log_level: str = _setting(
         "warning", p.parse_log_level, "Level of execscope's own log messages (`debug` to `error`)."
     )
@@ -161,7 +227,9 @@ def format_setting(name: str, value: Any) -> str:
     if metadata["secret"]:
         return "(none)" if value is None else "(set)"
     parse = metadata["parse"]
-    if parse is p.parse_duration and isinstance(value, (int, float)):
+    if parse is p.parse_duration_or_off and value == 0:
+        return "off"
+    if parse in (p.parse_duration, p.parse_duration_or_off) and isinstance(value, (int, float)):
         return p.format_duration(value)
     return format_value(value)
 

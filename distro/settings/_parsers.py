@@ -69,6 +69,13 @@ def parse_duration(raw: Any) -> float:
     return seconds
 
 
+def parse_duration_or_off(raw: Any) -> float:
+    """Like :func:`parse_duration`, but ``0`` or ``off`` turns the rule off (returned as 0)."""
+    if not isinstance(raw, bool) and (raw == 0 or str(raw).strip().lower() in ("0", "off", "none")):
+        return 0.0
+    return parse_duration(raw)
+
+
 def format_duration(seconds: float) -> str:
     """The inverse of :func:`parse_duration` for display: the largest unit that divides evenly."""
     for unit in ("w", "d", "h", "m", "s"):

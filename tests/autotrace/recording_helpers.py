@@ -7,6 +7,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from execscope.attributes import CORRELATION_ID
+
 
 def source(text: str) -> str:
     """A module's source written indented inside a test."""
@@ -25,7 +27,7 @@ def attributes(span: ReadableSpan) -> dict[str, Any]:
 
 def captured(span: ReadableSpan) -> dict[str, Any]:
     """The attributes execscope captured from values: arguments, return value, state diff."""
-    return {k: v for k, v in attributes(span).items() if k.startswith("execscope.")}
+    return {k: v for k, v in attributes(span).items() if k.startswith("execscope.") and k != CORRELATION_ID}
 
 
 def event(span: ReadableSpan, index: int = 0) -> dict[str, Any]:

@@ -1,0 +1,343 @@
+"""Sinks: a bounded queue of ended spans per destination, and the worker thread that ships them.
+
+The application's thread only appends to a deque (``offer``): it never waits for a lock held
+during I/O, never encodes, never touches the network or the disk. The worker wakes when a batch
+is full or the schedule delay passes, redacts, and ships. A full queue drops the span and counts
+it (``queue_full``); the governor lowers the load well before that happens.
+
+The OTLP sink encodes each batch once and sends the bytes through the official exporter's
+channel. When the receiver is down or slow its circuit breaker opens and batches go to the
+on-disk spool instead, in order; the worker probes the receiver with the oldest spooled batch
+and, once it answers, delivers the spool oldest first before anything newer. At exit the queue
+is shipped within the flush deadline and whatever is left is spooled for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from execscope.capture import Redactor
+from execscope.processors._breaker import CircuitBreaker
+from execscope.processors._otlp_encoding import encode_request
+from execscope.processors._redact_span import redact_span
+from execscope.processors._spool import Spool
+from execscope.processors._stats import DropReason, PipelineStats
+from execscope.processors._transport import Sent, Transport
+
+_logger = logging.getLogger(__name__)
+
+
+class Sink(ABC):
+    """One destination of the pipeline with its own queue and worker thread."""
+
+    def __init__(
+        self,
+        name: str,
+        stats: PipelineStats,
+        redactor: Redactor,
+        *,
+        max_queue: int,
+        batch_size: int,
+        schedule_delay_s: float,
+    ) -> None:
+        self.name = name
+        self._stats = stats
+        self._redactor = redactor
+        self.max_queue = max_queue
+        self._batch_size = batch_size
+        self._schedule_delay_s = schedule_delay_s
+        #: CPU seconds this sink's worker thread has used (the governor's measure of export cost).
+        self.worker_cpu_s = 0.0
+        #: Seconds the last shipment took (export latency, for the governor).
+        self.last_ship_s = 0.0
+        self._init_state()
+        reference = weakref.ref(self)
+
+        def _after_fork_in_child() -> None:
+            sink = reference()
+            if sink is not None:
+                sink._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    def _init_state(self) -> None:
+        self._queue: deque[ReadableSpan] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition(threading.Lock())
+        self._offered = 0
+        self._shipped = 0
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+
+    # -- the application's side ----------------------------------------------------------------
+
+    def offer(self, span: ReadableSpan) -> None:
+        """Queue ``span`` for export; never blocks. A full queue drops it, counted."""
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self._stats.drop(DropReason.QUEUE_FULL)
+            return
+        queue.append(span)
+        self._offered += 1
+        if self._worker is None:
+            self._start_worker()
+        elif len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # -- flushing and shutdown -----------------------------------------------------------------
+
+    def flush(self, deadline: float) -> bool:
+        """Ship everything queued so far; True when done before ``deadline`` (a monotonic time)."""
+        target = self._offered
+        if self._worker is None or not self._worker.is_alive():
+            return self._shipped >= target and not self._queue
+        self._wake.set()
+        with self._done:
+            while self._shipped < target and self._queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._done.wait(min(remaining, 0.05))
+        return True
+
+    def shutdown(self, deadline: float) -> None:
+        """Flush until ``deadline``, stop the worker, then keep or count what is left."""
+        self.flush(deadline)
+        self._stopping = True
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        leftover = self._take(len(self._queue))
+        if leftover or (worker is not None and worker.is_alive()):
+            self._at_deadline(leftover)
+        self._close()
+
+    # -- the worker's side ---------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                return
+            self._worker = threading.Thread(
+                target=self._run, name=f"execscope-export-{self.name}", daemon=True
+            )
+            self._worker.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._wait_s())
+            self._wake.clear()
+            started = time.thread_time()
+            try:
+                self._work()
+            except Exception:  # fail open: count it, keep the worker alive
+                self._stats.add("internal_errors")
+                _logger.debug("execscope: export worker error in %s", self.name, exc_info=True)
+            self.worker_cpu_s += time.thread_time() - started
+            with self._done:
+                self._done.notify_all()
+            if self._stopping:
+                return
+
+    def _work(self) -> None:
+        while batch := self._take(self._batch_size):
+            masked = [redact_span(span, self._redactor) for span in batch]
+            began = time.monotonic()
+            self._ship(masked)
+            self.last_ship_s = time.monotonic() - began
+            self._shipped += len(batch)
+            if self._stopping:
+                break
+        self._idle()
+
+    def _take(self, count: int) -> list[ReadableSpan]:
+        queue = self._queue
+        batch: list[ReadableSpan] = []
+        try:
+            for _ in range(min(count, len(queue))):
+                batch.append(queue.popleft())
+        except IndexError:  # taken concurrently at shutdown
+            pass
+        return batch
+
+    def _wait_s(self) -> float:
+        return self._schedule_delay_s
+
+    @abstractmethod
+    def _ship(self, batch: list[ReadableSpan]) -> None: ...
+
+    def _idle(self) -> None:  # noqa: B027  (optional hook: most sinks have nothing to do)
+        """Called after each round of shipping (the OTLP sink drains its spool here)."""
+
+    def _at_deadline(self, leftover: list[ReadableSpan]) -> None:
+        self._stats.drop(DropReason.SHUTDOWN, len(leftover))
+
+    def _close(self) -> None:  # noqa: B027  (optional hook)
+        """Release the destination."""
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queued spans are the parent's to export; the child starts empty, with
+        # a lock and event of its own (the parent's may have been held at fork), and starts its
+        # worker when it ends its first span.
+        self._init_state()
+        self.worker_cpu_s = 0.0
+
+
+class ExporterSink(Sink):
+    """Ships through any ``SpanExporter`` (the embedded store, console, third-party exporters)."""
+
+    def __init__(
+        self, exporter: SpanExporter, stats: PipelineStats, redactor: Redactor, **queue: float
+    ) -> None:
+        self.exporter = exporter
+        super().__init__(type(exporter).__name__, stats, redactor, **queue)  # type: ignore[arg-type]
+
+    def _ship(self, batch: list[ReadableSpan]) -> None:
+        try:
+            result = self.exporter.export(batch)
+        except Exception as error:  # fail open
+            _logger.warning("execscope: %s failed to export %d spans: %s", self.name, len(batch), error)
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            self._stats.add("exported", len(batch))
+        else:
+            self._stats.drop(DropReason.EXPORT_FAILURE, len(batch))
+
+    def _close(self) -> None:
+        try:
+            if not self._shipped:
+                # An empty export still opens the destination: a run that recorded nothing
+                # leaves an empty store, which readers report as "no traces", not "no store".
+                self.exporter.export([])
+            self.exporter.shutdown()
+        except Exception as error:  # fail open
+            _logger.debug("execscope: shutting down %s failed: %s", self.name, error)
+
+
+class OtlpSink(Sink):
+    """Encodes once, sends the bytes, and spools them while the receiver is unreachable."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        spool: Spool | None,
+        stats: PipelineStats,
+        redactor: Redactor,
+        *,
+        timeout_s: float,
+        **queue: float,
+    ) -> None:
+        self.transport = transport
+        self.spool = spool
+        self._timeout_s = timeout_s
+        self.breaker = CircuitBreaker(transport.name)
+        self._in_flight: tuple[bytes, int] | None = None
+        super().__init__(transport.name, stats, redactor, **queue)  # type: ignore[arg-type]
+
+    def _ship(self, batch: Sequence[ReadableSpan]) -> None:
+        payload = encode_request(batch)
+        count = len(batch)
+        spool = self.spool
+        if spool is not None and (self.breaker.open or spool.pending_spans):
+            self._to_spool(payload, count)  # behind older spooled batches: order is kept
+            self._drain()
+            return
+        result = self._send(payload, count)
+        if result is Sent.DELIVERED:
+            self.breaker.succeeded()
+            self._stats.add("exported", count)
+        elif result is Sent.REJECTED:
+            self._stats.drop(DropReason.EXPORT_FAILURE, count)
+        else:
+            self.breaker.failed()
+            self._to_spool(payload, count)
+
+    def _send(self, payload: bytes, count: int) -> Sent:
+        self._in_flight = (payload, count)
+        try:
+            return self.transport.send(payload, self._timeout_s)
+        finally:
+            self._in_flight = None
+
+    def _to_spool(self, payload: bytes, count: int) -> None:
+        if self.spool is None:
+            self._stats.drop(DropReason.EXPORT_FAILURE, count)
+            return
+        lost = self.spool.append(payload, count)
+        self._stats.add("spooled", count)
+        if lost:
+            self._stats.drop(DropReason.SPOOL_FULL, lost)
+
+    def _drain(self) -> None:
+        spool = self.spool
+        if spool is None:
+            return
+        while not self._stopping and self.breaker.allows():
+            record = spool.peek()
+            if record is None:
+                return
+            payload, count = record
+            result = self._send(payload, count)
+            if result is Sent.RETRY:
+                self.breaker.failed()
+                return
+            spool.pop()
+            self.breaker.succeeded()
+            if result is Sent.DELIVERED:
+                self._stats.add("exported", count)
+                self._stats.add("unspooled", count)
+            else:
+                self._stats.drop(DropReason.EXPORT_FAILURE, count)
+
+    def _idle(self) -> None:
+        # Also when nothing of its own is pending: peeking adopts the spool areas of processes
+        # that died since (rate-limited inside the spool), so their spans are delivered too.
+        if self.spool is not None:
+            self._drain()
+
+    def _wait_s(self) -> float:
+        if self.spool is not None and self.spool.pending_spans:
+            return min(self._schedule_delay_s, max(0.01, self.breaker.seconds_until_probe()))
+        return self._schedule_delay_s
+
+    def _at_deadline(self, leftover: list[ReadableSpan]) -> None:
+        if self.spool is None:
+            super()._at_deadline(leftover)
+            if self._in_flight is not None:
+                self._stats.drop(DropReason.SHUTDOWN, self._in_flight[1])
+            return
+        # A batch still being sent may yet arrive: spooling it too delivers it at least once.
+        in_flight = self._in_flight
+        if in_flight is not None:
+            self._to_spool(*in_flight)
+        if leftover:
+            masked = [redact_span(span, self._redactor) for span in leftover]
+            self._to_spool(encode_request(masked), len(masked))
+
+    def _close(self) -> None:
+        self.transport.close()
+        if self.spool is not None:
+            self.spool.close()
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._in_flight = None
+        self.breaker = CircuitBreaker(self.transport.name)
+        if self.spool is not None:
+            self.spool.after_fork_in_child()

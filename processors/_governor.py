@@ -1,0 +1,183 @@
+"""Graceful degradation: measure the pipeline's load and shed work in a fixed order.
+
+The governor reads, once a second on its own thread, what the pipeline already tracks: export
+queue fill, spool fill, whether the exporter is failing, spans per second, the CPU execscope
+adds, and the process's memory. Each is divided by its budget; the largest ratio is the
+pressure, and the pressure picks a level:
+
+==============  ==========  ===================================================================
+level           pressure    what is shed (cumulative)
+==============  ==========  ===================================================================
+``normal``      < 1         nothing
+``degraded``    ≥ 1         keep rate capped at ``DEGRADED_KEEP_RATE``; no state diffs
+``critical``    ≥ 1.5       keep rate capped at ``CRITICAL_KEEP_RATE``; no arguments or returns
+``emergency``   ≥ 2         errors only (keep rate 0: only traces with an error or over the
+                            latency threshold are exported)
+==============  ==========  ===================================================================
+
+Levels rise at the first reading that calls for it and fall one step at a time, only after the
+pressure has stayed below the lower level's entry point (with a 20% margin) for ``calm_s``: a
+load that hovers at a threshold does not flap. Every change is logged once and counted.
+
+The hot paths read :data:`SHEDDING` (a plain object with four attributes), so obeying the level
+costs one attribute load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+_logger = logging.getLogger(__name__)
+
+DEGRADED_KEEP_RATE: Final = 0.25
+CRITICAL_KEEP_RATE: Final = 0.05
+#: Pressure at which each level starts.
+_ENTRY: Final = {1: 1.0, 2: 1.5, 3: 2.0}
+_HYSTERESIS: Final = 0.8
+
+
+class Level(IntEnum):
+    NORMAL = 0
+    DEGRADED = 1
+    CRITICAL = 2
+    EMERGENCY = 3
+
+
+class Shedding:
+    """What the hot paths may do at the current level (replaced field by field, read lock-free)."""
+
+    __slots__ = ("capture_args", "capture_state", "keep_rate_cap", "level")
+
+    def __init__(self) -> None:
+        self.level = Level.NORMAL
+        self.capture_state = True
+        self.capture_args = True
+        self.keep_rate_cap = 1.0
+
+    def apply(self, level: Level) -> None:
+        self.capture_state = level < Level.DEGRADED
+        self.capture_args = level < Level.CRITICAL
+        self.keep_rate_cap = (1.0, DEGRADED_KEEP_RATE, CRITICAL_KEEP_RATE, 0.0)[level]
+        self.level = level
+
+
+#: The process's shedding state, read by the auto-instrumentor and the tail sampler.
+SHEDDING: Final = Shedding()
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """What execscope may use before it sheds work (each 0 or less: not limited)."""
+
+    #: CPU seconds per wall second execscope may add (0.1 = a tenth of one core).
+    cpu_share: float = 0.10
+    #: Resident memory of the whole process, bytes.
+    memory_bytes: int = 0
+    #: Spans per second reaching the pipeline.
+    spans_per_s: float = 0.0
+    #: Fill of an export queue, or of the spool, at which shedding starts.
+    queue_fill: float = 0.5
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One measurement of the pipeline's load."""
+
+    queue_fill: float = 0.0
+    spool_fill: float = 0.0
+    export_failing: bool = False
+    spans_per_s: float = 0.0
+    cpu_share: float = 0.0
+    memory_bytes: int = 0
+
+    def pressure(self, budgets: Budgets) -> float:
+        ratios = [
+            max(self.queue_fill, self.spool_fill) / budgets.queue_fill if budgets.queue_fill > 0 else 0.0
+        ]
+        if budgets.cpu_share > 0:
+            ratios.append(self.cpu_share / budgets.cpu_share)
+        if budgets.memory_bytes > 0:
+            ratios.append(self.memory_bytes / budgets.memory_bytes)
+        if budgets.spans_per_s > 0:
+            ratios.append(self.spans_per_s / budgets.spans_per_s)
+        if self.export_failing:
+            # Spans go to disk while the exporter is down: shed enough that the spool lasts.
+            ratios.append(_ENTRY[Level.DEGRADED])
+        return max(ratios)
+
+
+def level_for(pressure: float) -> Level:
+    for level in (Level.EMERGENCY, Level.CRITICAL, Level.DEGRADED):
+        if pressure >= _ENTRY[level]:
+            return level
+    return Level.NORMAL
+
+
+class Governor:
+    """Turns readings into a level with hysteresis and applies it to :data:`SHEDDING`."""
+
+    def __init__(
+        self,
+        budgets: Budgets,
+        *,
+        calm_s: float = 10.0,
+        shedding: Shedding = SHEDDING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budgets = budgets
+        self._calm_s = calm_s
+        self.shedding = shedding
+        self._clock = clock
+        self._calm_since: float | None = None
+        #: Level changes so far, by the level entered.
+        self.changes: dict[str, int] = {level.name.lower(): 0 for level in Level}
+        self.last_pressure = 0.0
+        shedding.apply(Level.NORMAL)
+
+    @property
+    def level(self) -> Level:
+        return self.shedding.level
+
+    def observe(self, reading: Reading) -> Level:
+        pressure = self.last_pressure = reading.pressure(self.budgets)
+        current = self.shedding.level
+        wanted = level_for(pressure)
+        now = self._clock()
+        if wanted > current:
+            self._change(wanted, pressure)
+            self._calm_since = None
+        elif wanted < current and pressure < _ENTRY[current] * _HYSTERESIS:
+            if self._calm_since is None:
+                self._calm_since = now
+            elif now - self._calm_since >= self._calm_s:
+                self._change(Level(current - 1), pressure)
+                self._calm_since = now
+        else:
+            self._calm_since = None
+        return self.shedding.level
+
+    def _change(self, level: Level, pressure: float) -> None:
+        previous = self.shedding.level
+        self.shedding.apply(level)
+        self.changes[level.name.lower()] += 1
+        _logger.warning(
+            "execscope: load level %s -> %s (pressure %.2f of budget)",
+            previous.name.lower(),
+            level.name.lower(),
+            pressure,
+        )
+
+
+def resident_memory_bytes() -> int:
+    """The process's resident set size now (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

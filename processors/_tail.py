@@ -1,0 +1,165 @@
+"""The in-process tail sampler: hold a trace's spans until its local root ends, then decide.
+
+A trace is kept or dropped as a whole by :func:`execscope.processors._decision.decide` (errors
+and slow traces are always kept). Spans that end after their trace was decided (a task that
+outlives the request) follow the decision, remembered for a bounded number of traces.
+
+Memory is bounded: the spans held are charged an estimate of their size, and when the total
+passes ``max_bytes`` the oldest undecided traces are decided early, on what they show so far
+(an error seen already keeps them). A trace whose local root has not ended after ``max_hold_s``
+is decided early the same way, so a long-running root never pins its children in memory. When
+the effective keep rate is 1 nothing is held at all: every span passes straight through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from execscope.processors._decision import TailPolicy, TraceFacts, Verdict, decide
+from execscope.processors._stats import DropReason, PipelineStats
+
+#: Traces whose decision is remembered for late spans.
+DECIDED_CAPACITY: Final = 65_536
+#: A held span's fixed cost besides its attribute text (the span object, its context, lists).
+_SPAN_OVERHEAD_BYTES: Final = 600
+#: How often (in spans offered) the hold-time limit is checked.
+_AGE_CHECK_EVERY: Final = 256
+
+
+class _Held:
+    __slots__ = ("bytes", "facts", "first_seen", "spans")
+
+    def __init__(self, now: float) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.facts = TraceFacts()
+        self.bytes = 0
+        self.first_seen = now
+
+
+def estimated_size(span: ReadableSpan) -> int:
+    """Bytes a held span is charged: a fixed overhead plus its attribute and event text."""
+    size = _SPAN_OVERHEAD_BYTES + len(span.name)
+    for key, value in (span.attributes or {}).items():
+        size += len(key) + (len(value) if isinstance(value, str) else 16)
+    for event in span.events:
+        size += 64 + len(event.name)
+        for key, value in (event.attributes or {}).items():
+            size += len(key) + (len(value) if isinstance(value, str) else 16)
+    return size
+
+
+def is_local_root(span: ReadableSpan) -> bool:
+    parent = span.parent
+    return parent is None or parent.is_remote
+
+
+class TailSampler:
+    """Decides which spans go on to export; thread-safe, never blocks beyond its own short lock."""
+
+    def __init__(
+        self,
+        policy: TailPolicy,
+        stats: PipelineStats,
+        *,
+        max_bytes: int,
+        max_hold_s: float,
+        keep_rate: Callable[[], float] = lambda: 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._stats = stats
+        self._max_bytes = max_bytes
+        self._max_hold_s = max_hold_s
+        #: The governor's cap on the keep rate (1.0 when it sheds nothing).
+        self._keep_rate = keep_rate
+        self._clock = clock
+        self._held: dict[int, _Held] = {}  # insertion order: oldest trace first
+        self._decided: OrderedDict[int, bool] = OrderedDict()
+        self._bytes = 0
+        self._offers = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def held_traces(self) -> int:
+        return len(self._held)
+
+    def effective_rate(self) -> float:
+        return min(self.policy.keep_rate, self._keep_rate())
+
+    def offer(self, span: ReadableSpan) -> list[ReadableSpan]:
+        """The spans that may be exported now (this one, a whole decided trace, or none)."""
+        trace_id = span.context.trace_id
+        with self._lock:
+            held = self._held.get(trace_id)
+            if held is None:
+                decided = self._decided.get(trace_id)
+                if decided is not None:
+                    if not decided:
+                        self._stats.drop(DropReason.SAMPLING)
+                    return [span] if decided else []
+                if self.effective_rate() >= 1.0:
+                    return [span]
+                held = self._held[trace_id] = _Held(self._clock())
+            held.spans.append(span)
+            held.facts.add(
+                span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR
+            )
+            size = estimated_size(span)
+            held.bytes += size
+            self._bytes += size
+            released: list[ReadableSpan] = []
+            if is_local_root(span):
+                released += self._decide(trace_id, early=False)
+            self._offers += 1
+            if self._bytes > self._max_bytes or self._offers % _AGE_CHECK_EVERY == 0:
+                released += self._decide_early()
+            return released
+
+    def flush(self) -> list[ReadableSpan]:
+        """Decide every held trace now (at shutdown or force_flush), on what it shows so far."""
+        with self._lock:
+            released: list[ReadableSpan] = []
+            for trace_id in list(self._held):
+                released += self._decide(trace_id, early=True)
+            return released
+
+    def _decide_early(self) -> list[ReadableSpan]:
+        released: list[ReadableSpan] = []
+        deadline = self._clock() - self._max_hold_s
+        while self._held:
+            trace_id, oldest = next(iter(self._held.items()))
+            if self._bytes <= self._max_bytes and oldest.first_seen > deadline:
+                break
+            released += self._decide(trace_id, early=True)
+        return released
+
+    def _decide(self, trace_id: int, *, early: bool) -> list[ReadableSpan]:
+        held = self._held.pop(trace_id)
+        self._bytes -= held.bytes
+        verdict = decide(trace_id, held.facts, self.policy, self._keep_rate())
+        self._remember(trace_id, verdict.keep)
+        if verdict.keep:
+            return held.spans
+        over_budget = early and self._bytes + held.bytes > self._max_bytes
+        self._stats.drop(DropReason.BUDGET if over_budget else DropReason.SAMPLING, len(held.spans))
+        return []
+
+    def _remember(self, trace_id: int, keep: bool) -> None:
+        decided = self._decided
+        decided[trace_id] = keep
+        if len(decided) > DECIDED_CAPACITY:
+            decided.popitem(last=False)
+
+
+__all__ = ["TailSampler", "Verdict", "estimated_size", "is_local_root"]
