@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from execscope.attributes import CORRELATION_ID
 from execscope.capture import REDACTED, Redactor
 
 
@@ -26,6 +27,8 @@ def _sensitive_key(key: str, redactor: Redactor) -> bool:
 
 def redact_attribute(key: str, value: Any, redactor: Redactor) -> Any:
     """``value`` with its sensitive parts masked; the very same object when nothing changed."""
+    if key == CORRELATION_ID:
+        return value  # execscope's own random id: never a credential, and must stay intact
     if isinstance(value, str):
         if _sensitive_key(key, redactor):
             return REDACTED if value != REDACTED else value

@@ -65,9 +65,12 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _is_separated(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] is not glued to more digits (directly or across a separator)."""
+    """Whether text[start:end] stands alone: not glued to more digits (directly or across a
+    separator) nor to letters (a run of digits inside a hex id or a token is not a card)."""
     before = text[max(0, start - 2) : start]
     after = text[end : end + 2]
+    if before[-1:].isalpha() or after[:1].isalpha():
+        return False
     if before[-1:] in _DIGITS or (before[-1:] in (" ", "-") and before[:1] in _DIGITS and len(before) == 2):
         return False
     return not (after[:1] in _DIGITS or (after[:1] in (" ", "-") and after[1:2] in _DIGITS))

@@ -152,10 +152,15 @@ def test_strings_are_masked_wherever_they_are_rendered() -> None:
 
 
 def test_a_card_number_straddling_the_string_cut_is_still_masked() -> None:
-    text = "x" * 195 + "4111111111111111" + "y" * 100
+    text = "x" * 194 + " 4111111111111111 " + "y" * 99
     rendered = render(text)
     assert "41111" not in rendered
     assert rendered.endswith("…(+111 chars)")
+
+
+def test_a_run_of_digits_inside_a_hex_id_is_not_a_card_number() -> None:
+    identifier = "c3fb1664ff31b417c52e0951234567890123452a"
+    assert default_redactor().redact_text(identifier) == identifier
 
 
 def test_extra_value_patterns() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -39,7 +39,8 @@ SCOPE = InstrumentationScope("execscope.tests", "1.0")
 
 
 def decoded(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
-    return ExportTraceServiceRequest.FromString(encode_request(spans))
+    request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(encode_request(spans))
+    return request
 
 
 def assert_same_as_official(spans: Sequence[ReadableSpan]) -> None:
@@ -59,7 +60,9 @@ class Recorder:
         self.providers.append(provider)
         return provider
 
-    def tracer(self, name: str = "execscope.tests", version: str | None = "1.0", **kwargs: Any) -> trace.Tracer:
+    def tracer(
+        self, name: str = "execscope.tests", version: str | None = "1.0", **kwargs: Any
+    ) -> trace.Tracer:
         return self.provider().get_tracer(name, version, **kwargs)
 
     def spans(self) -> tuple[ReadableSpan, ...]:
@@ -76,7 +79,7 @@ def recorder() -> Iterator[Recorder]:
 
 def readable(
     name: str = "operation",
-    attributes: dict[str, Any] | None = None,
+    attributes: Mapping[str, Any] | None = None,
     *,
     resource: Resource = RESOURCE,
     scope: InstrumentationScope | None = SCOPE,
@@ -142,6 +145,7 @@ def test_every_attribute_value_type_the_sdk_accepts(recorder: Recorder) -> None:
         "nested": [[1, 2], ["x"]],
         "mapping": {"inner": "v", "deeper": {"n": 1}, "list": [True]},
         "long.str": "x" * 5000,
+        "longer.str": "y" * 70_000,
     }
     with recorder.tracer().start_as_current_span("typed", attributes=attributes):
         pass
@@ -170,6 +174,27 @@ def test_values_only_a_hand_made_span_can_carry() -> None:
         "": "empty key",
     }
     assert_same_as_official([readable(attributes=attributes)])
+
+
+def test_attributes_in_any_mapping() -> None:
+    class Attributes(Mapping[str, Any]):
+        """A read-only mapping without copy()."""
+
+        def __init__(self, items: dict[str, Any]) -> None:
+            self._items = items
+
+        def __getitem__(self, key: str) -> Any:
+            return self._items[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._items)
+
+        def __len__(self) -> int:
+            return len(self._items)
+
+    attributes = Attributes({"a": 1, "b": "two"})
+    events = [Event("event", Attributes({"c": [3]}), timestamp=1)]
+    assert_same_as_official([readable(attributes=attributes, events=events)])
 
 
 def test_int64_bounds_are_kept_and_integers_beyond_them_are_dropped() -> None:
@@ -267,9 +292,7 @@ def test_a_kind_that_is_not_a_span_kind_is_unspecified() -> None:
     ("status", "description"),
     [(StatusCode.UNSET, None), (StatusCode.OK, None), (StatusCode.ERROR, None), (StatusCode.ERROR, "boom")],
 )
-def test_status_code_and_description(
-    recorder: Recorder, status: StatusCode, description: str | None
-) -> None:
+def test_status_code_and_description(recorder: Recorder, status: StatusCode, description: str | None) -> None:
     with recorder.tracer().start_as_current_span("status") as span:
         span.set_status(Status(status, description))
     assert_same_as_official(recorder.spans())
@@ -326,7 +349,9 @@ def test_events_with_and_without_attributes(recorder: Recorder) -> None:
 def test_links_with_attributes_to_local_and_remote_contexts(recorder: Recorder) -> None:
     links = [
         Link(SpanContext(TRACE_ID, 1, is_remote=False)),
-        Link(SpanContext(TRACE_ID, 2, is_remote=True, trace_state=TraceState([("t", "s")])), {"why": "batch"}),
+        Link(
+            SpanContext(TRACE_ID, 2, is_remote=True, trace_state=TraceState([("t", "s")])), {"why": "batch"}
+        ),
         Link(SpanContext(TRACE_ID + 1, 3, is_remote=False), {"n": [1, 2], "ok": True}),
     ]
     with recorder.tracer().start_as_current_span("linked", links=links) as span:
@@ -363,7 +388,9 @@ def test_a_span_without_times() -> None:
 
 
 def test_spans_are_grouped_by_resource_then_scope_in_order_of_first_appearance(recorder: Recorder) -> None:
-    web = recorder.provider(Resource({"service.name": "web"}, schema_url="https://opentelemetry.io/schemas/1"))
+    web = recorder.provider(
+        Resource({"service.name": "web"}, schema_url="https://opentelemetry.io/schemas/1")
+    )
     worker = recorder.provider(Resource({"service.name": "worker"}))
     tracers = [
         web.get_tracer("http", "2.0", schema_url="https://opentelemetry.io/schemas/1.2"),
@@ -428,8 +455,12 @@ def test_cached_resources_and_scopes_stay_correct_across_batches() -> None:
     "broken",
     [
         pytest.param(lambda: readable(context=None), id="no span context"),
-        pytest.param(lambda: readable(context=SpanContext(2**128, 1, is_remote=False)), id="trace id too big"),
-        pytest.param(lambda: ReadableSpan("negative", SpanContext(1, 1, False), start_time=-1), id="negative"),
+        pytest.param(
+            lambda: readable(context=SpanContext(2**128, 1, is_remote=False)), id="trace id too big"
+        ),
+        pytest.param(
+            lambda: ReadableSpan("negative", SpanContext(1, 1, False), start_time=-1), id="negative"
+        ),
     ],
 )
 def test_a_span_that_cannot_be_encoded_is_left_out_and_logged(
@@ -446,7 +477,6 @@ def test_a_span_that_cannot_be_encoded_is_left_out_and_logged(
 
 
 # -- generated attributes -----------------------------------------------------------------------
-
 
 
 def texts(max_size: int) -> st.SearchStrategy[str]:
@@ -468,9 +498,11 @@ SCALARS = (
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.lists(inner, max_size=4).map(tuple)
-    | st.dictionaries(KEYS, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(KEYS, inner, max_size=4)
+    ),
     max_leaves=12,
 )
 ATTRIBUTES = st.dictionaries(KEYS, VALUES, max_size=8)
@@ -499,7 +531,9 @@ def replaced(value: Any) -> Any:
 def test_generated_attributes_match_the_official_encoder(
     span_attributes: dict[str, Any], event_attributes: dict[str, Any], link_attributes: dict[str, Any]
 ) -> None:
-    def span(span_attrs: dict[str, Any], event_attrs: dict[str, Any], link_attrs: dict[str, Any]) -> ReadableSpan:
+    def span(
+        span_attrs: dict[str, Any], event_attrs: dict[str, Any], link_attrs: dict[str, Any]
+    ) -> ReadableSpan:
         return readable(
             attributes=span_attrs,
             events=[Event("event", event_attrs, timestamp=5)],

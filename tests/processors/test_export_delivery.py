@@ -1,0 +1,198 @@
+"""Export loses nothing: a receiver that goes away gets every span once it is back.
+
+These tests export real OTLP/gRPC through the official exporter to a real gRPC receiver on
+loopback, which they stop, restart and stall. Spans are counted by id at the receiver.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from otlp_receiver import Receiver, attributes_of
+from pipeline_helpers import Pipeline, pipeline
+
+from execscope.attributes import CORRELATION_ID
+from execscope.processors._delivery import OtlpSink
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def otlp(receiver: Receiver) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=2)
+
+
+def make_spans(pipe: Pipeline, count: int, name: str = "work") -> list[int]:
+    ids = []
+    for index in range(count):
+        with pipe.tracer.start_as_current_span(f"{name} {index}") as span:
+            span.set_attribute("index", index)
+        ids.append(span.get_span_context().span_id)
+    return ids
+
+
+def sink_of(pipe: Pipeline) -> OtlpSink:
+    (sink,) = pipe.processor.sinks
+    assert isinstance(sink, OtlpSink)
+    return sink
+
+
+def test_spans_reach_a_real_receiver_with_their_correlation_ids(tmp_path: Path, receiver: Receiver) -> None:
+    with pipeline(tmp_path, [otlp(receiver)]) as pipe:
+        sent = make_spans(pipe, 1_000)
+        pipe.flush()
+        assert receiver.wait_for(1_000)
+    assert sorted(receiver.span_ids()) == sorted(sent)
+    assert all(len(attributes_of(span)[CORRELATION_ID]) == 32 for span in receiver.spans)
+    assert pipe.stats.snapshot()["exported"] == 1_000
+
+
+def test_a_receiver_killed_and_restarted_mid_stream_loses_no_span(tmp_path: Path, receiver: Receiver) -> None:
+    with pipeline(tmp_path, [otlp(receiver)], spool_dir=tmp_path / "spool") as pipe:
+        sent = make_spans(pipe, 500, "before")
+        pipe.flush()
+        receiver.stop()
+        sent += make_spans(pipe, 1_500, "while down")
+        pipe.flush()
+        assert sink_of(pipe).breaker.open
+        assert sink_of(pipe).spool is not None and sink_of(pipe).spool.pending_spans == 1_500  # type: ignore[union-attr]
+        receiver.start()
+        sent += make_spans(pipe, 500, "after")
+        pipe.flush()
+        assert receiver.wait_for(len(sent), timeout=30)
+    stats = pipe.stats.snapshot()  # after shutdown: the worker has counted its last delivery
+    assert set(receiver.span_ids()) == set(sent)
+    assert stats["unspooled"] == stats["spooled"] >= 1_500
+    assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
+
+
+def test_spooled_spans_are_delivered_in_the_order_they_were_made(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.stop()
+    with pipeline(tmp_path, [otlp(receiver)], spool_dir=tmp_path / "spool") as pipe:
+        sent = []
+        for _ in range(5):
+            sent += make_spans(pipe, 100)
+            pipe.flush()
+        receiver.start()
+        assert receiver.wait_for(len(sent), timeout=30)
+    assert receiver.span_ids()[: len(sent)] == sent
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from execscope.processors._build import build_pipeline
+from execscope.settings import load_settings
+
+endpoint, spool, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+settings = load_settings({"spool_dir": Path(spool), "export_flush_deadline": 1.0}).settings
+exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=1)
+processor, monitor = build_pipeline(settings, [exporter], service="spool-test")
+provider = TracerProvider()
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("spool-test")
+for index in range(count):
+    with tracer.start_as_current_span(f"{name} {index}"):
+        pass
+provider.shutdown()
+print(processor.stats.snapshot())
+"""
+
+
+def run_program(tmp_path: Path, receiver: Receiver, name: str, count: int) -> str:
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    result = subprocess.run(
+        [sys.executable, str(script), receiver.endpoint, str(tmp_path / "spool"), name, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_spans_of_a_program_that_exits_while_the_collector_is_down_arrive_at_the_next_start(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.stop()
+    first = run_program(tmp_path, receiver, "first run", 300)
+    assert "'spooled': 300" in first
+    receiver.start()
+    run_program(tmp_path, receiver, "second run", 200)
+    assert receiver.wait_for(500)
+    names = [span.name for span in receiver.spans]
+    assert names[:300] == [f"first run {index}" for index in range(300)]  # the older spans first
+    assert sorted(names[300:]) == sorted(f"second run {index}" for index in range(200))
+
+
+def test_a_forked_worker_has_a_working_pipeline_of_its_own(tmp_path: Path, receiver: Receiver) -> None:
+    with pipeline(tmp_path, [otlp(receiver)]) as pipe:
+        make_spans(pipe, 10, "parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                make_spans(pipe, 50, "child")
+                pipe.provider.shutdown()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0
+        pipe.flush()
+        assert receiver.wait_for(60)
+    names = {span.name.split()[0] for span in receiver.spans}
+    assert names == {"parent", "child"}
+
+
+def test_a_stalled_collector_never_blocks_the_application_and_every_drop_is_counted(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.stall.set()
+    with pipeline(
+        tmp_path,
+        [otlp(receiver)],
+        export_queue_size=1_000,
+        export_flush_deadline=1.0,
+        spool_dir=tmp_path / "s",
+    ) as pipe:
+        make_spans(pipe, 5_000)  # would hang here if ending a span waited for the exporter
+        began = time.monotonic()
+        pipe.provider.shutdown()
+        shutdown_s = time.monotonic() - began
+        stats = pipe.stats.snapshot()
+    dropped: dict[str, int] = stats["dropped"]  # type: ignore[assignment]
+    # Every span is accounted for: spooled for the next start, or dropped for a named reason.
+    assert stats["spooled"] + dropped["queue_full"] >= 5_000  # type: ignore[operator]
+    assert dropped["queue_full"] > 0
+    assert shutdown_s < 1.0 + 2.0  # the flush deadline, plus the in-flight request's own timeout
+
+
+def test_the_spool_stays_within_its_size_limit_and_counts_what_it_discards(tmp_path: Path) -> None:
+    down = Receiver()  # never started
+    with pipeline(tmp_path, [otlp(down)], spool_dir=tmp_path / "spool", spool_max_mb=1) as pipe:
+        for _ in range(20):
+            make_spans(pipe, 500)
+            pipe.flush()
+        spool = sink_of(pipe).spool
+        assert spool is not None
+        assert spool.size_bytes <= 1024 * 1024
+        pending = spool.pending_spans
+        stats = pipe.stats.snapshot()
+    dropped: dict[str, int] = stats["dropped"]  # type: ignore[assignment]
+    assert dropped["spool_full"] > 0
+    assert pending + dropped["spool_full"] == 10_000

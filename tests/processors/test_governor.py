@@ -1,0 +1,95 @@
+"""The governor sheds work in a fixed order as load rises, and gives it back slowly as load falls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from execscope.processors._governor import (
+    CRITICAL_KEEP_RATE,
+    DEGRADED_KEEP_RATE,
+    Budgets,
+    Governor,
+    Level,
+    Reading,
+    Shedding,
+)
+
+BUDGETS = Budgets(cpu_share=0.1, memory_bytes=1_000, spans_per_s=1_000, queue_fill=0.5)
+
+
+@pytest.fixture
+def clock() -> Iterator[list[float]]:
+    yield [0.0]
+
+
+def governor(clock: list[float], shedding: Shedding | None = None) -> Governor:
+    return Governor(BUDGETS, calm_s=10, shedding=shedding or Shedding(), clock=lambda: clock[0])
+
+
+@pytest.mark.parametrize(
+    ("reading", "level"),
+    [
+        (Reading(), Level.NORMAL),
+        (Reading(queue_fill=0.49), Level.NORMAL),
+        (Reading(queue_fill=0.5), Level.DEGRADED),
+        (Reading(cpu_share=0.16), Level.CRITICAL),
+        (Reading(memory_bytes=2_500), Level.EMERGENCY),
+        (Reading(spans_per_s=1_600), Level.CRITICAL),
+        (Reading(spool_fill=1.0), Level.EMERGENCY),
+        (Reading(export_failing=True), Level.DEGRADED),
+    ],
+)
+def test_the_highest_pressure_of_any_budget_picks_the_level(
+    clock: list[float], reading: Reading, level: Level
+) -> None:
+    assert governor(clock).observe(reading) is level
+
+
+def test_each_level_sheds_more_in_the_documented_order() -> None:
+    shedding = Shedding()
+    expected = {
+        Level.NORMAL: (1.0, True, True),
+        Level.DEGRADED: (DEGRADED_KEEP_RATE, False, True),
+        Level.CRITICAL: (CRITICAL_KEEP_RATE, False, False),
+        Level.EMERGENCY: (0.0, False, False),
+    }
+    for level, (rate, state, args) in expected.items():
+        shedding.apply(level)
+        assert (shedding.keep_rate_cap, shedding.capture_state, shedding.capture_args) == (rate, state, args)
+
+
+def test_levels_rise_at_once_and_fall_one_step_after_a_calm_period(clock: list[float]) -> None:
+    gov = governor(clock)
+    assert gov.observe(Reading(cpu_share=0.25)) is Level.EMERGENCY
+    clock[0] = 5
+    assert gov.observe(Reading()) is Level.EMERGENCY  # calm for 0 s
+    clock[0] = 14
+    assert gov.observe(Reading()) is Level.EMERGENCY  # calm for 9 s
+    clock[0] = 15.5
+    assert gov.observe(Reading()) is Level.CRITICAL
+    clock[0] = 26
+    assert gov.observe(Reading()) is Level.DEGRADED
+    assert gov.changes == {"normal": 0, "degraded": 1, "critical": 1, "emergency": 1}
+
+
+def test_a_load_hovering_at_a_threshold_does_not_flap(clock: list[float]) -> None:
+    gov = governor(clock)
+    levels = []
+    for second in range(60):
+        clock[0] = second
+        levels.append(gov.observe(Reading(queue_fill=0.45 if second % 2 else 0.52)))
+    assert set(levels) == {Level.DEGRADED}
+    assert gov.changes["degraded"] == 1
+
+
+def test_every_level_change_is_logged_once(clock: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    gov = governor(clock)
+    with caplog.at_level(logging.WARNING, logger="execscope.processors._governor"):
+        for _ in range(5):
+            gov.observe(Reading(queue_fill=0.8))
+    assert [r.getMessage() for r in caplog.records] == [
+        "execscope: load level normal -> critical (pressure 1.60 of budget)"
+    ]
