@@ -31,6 +31,7 @@ from execscope._version import __version__
 from execscope.processors import install_correlation_propagator
 from execscope.processors._build import build_pipeline
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
+from execscope.processors._self_metrics import register_self_metrics
 from execscope.settings import LoadedSettings, Settings, get_settings, load_settings, use_settings
 from execscope.settings._loader import report_problems
 
@@ -104,6 +105,7 @@ def build_tracer_provider(
     )
     provider.add_span_processor(processor)
     _monitor_autotrace(monitor)
+    register_self_metrics(monitor)
     monitor.start()
     _pipelines.append((processor, monitor))
     _logger.debug(

@@ -132,11 +132,16 @@ class Monitor:
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def start(self) -> None:
+        self.publish()
         self._thread = threading.Thread(target=self._run, name="execscope-governor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        try:
+            self.tick()
+        except Exception:  # fail open: the last status is still written
+            self.processor.stats.internal_errors += 1
         self.publish(exited=True)
 
     def _after_fork_in_child(self) -> None:

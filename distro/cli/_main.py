@@ -17,6 +17,7 @@ from execscope._version import __version__
 from execscope.cli import _render
 from execscope.cli._analyze import analyze
 from execscope.cli._autotrace import plan, rewrite
+from execscope.cli._status import status
 from execscope.settings import format_setting, get_settings, load_settings, setting_specs, settings_as_dict
 from execscope.settings._parsers import parse_duration
 from execscope.store import SpanFilter, TraceStore
@@ -269,3 +270,4 @@ def query(
 main.add_command(analyze)
 main.add_command(plan)
 main.add_command(rewrite)
+main.add_command(status)
