@@ -15,9 +15,11 @@ level           pressure    what is shed (cumulative)
                             latency threshold are exported)
 ==============  ==========  ===================================================================
 
-Levels rise at the first reading that calls for it and fall one step at a time, only after the
-pressure has stayed below the lower level's entry point (with a 20% margin) for ``calm_s``: a
-load that hovers at a threshold does not flap. Every change is logged once and counted.
+Levels rise when ``rise_after`` consecutive readings (two seconds by default) call for it, so a
+burst such as a program's start-up does not shed anything, and fall one step at a time, only
+after the pressure has stayed below the lower level's entry point (with a 20% margin) for
+``calm_s``: a load that hovers at a threshold does not flap. Every change is logged once and
+counted.
 
 The hot paths read :data:`SHEDDING` (a plain object with four attributes), so obeying the level
 costs one attribute load.
@@ -127,6 +129,7 @@ class Governor:
         budgets: Budgets,
         *,
         calm_s: float = 10.0,
+        rise_after: int = 2,
         shedding: Shedding = SHEDDING,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -135,6 +138,8 @@ class Governor:
         self.shedding = shedding
         self._clock = clock
         self._calm_since: float | None = None
+        self._rise_after = rise_after
+        self._rising: list[Level] = []  # the levels called for by the latest consecutive readings
         #: Level changes so far, by the level entered.
         self.changes: dict[str, int] = {level.name.lower(): 0 for level in Level}
         self.last_pressure = 0.0
@@ -150,7 +155,14 @@ class Governor:
         wanted = level_for(pressure)
         now = self._clock()
         if wanted > current:
-            self._change(wanted, pressure)
+            self._rising.append(wanted)
+            self._calm_since = None
+            if len(self._rising) >= self._rise_after:
+                self._change(min(self._rising[-self._rise_after :]), pressure)
+                self._rising.clear()
+            return self.shedding.level
+        self._rising.clear()
+        if wanted == current:
             self._calm_since = None
         elif wanted < current and pressure < _ENTRY[current] * _HYSTERESIS:
             if self._calm_since is None:

@@ -139,7 +139,7 @@ class Monitor:
     def stop(self) -> None:
         self._stop.set()
         try:
-            self.tick()
+            self.tick(observe=False)  # the final figures, without a level change at exit
         except Exception:  # fail open: the last status is still written
             self.processor.stats.internal_errors += 1
         self.publish(exited=True)
@@ -168,7 +168,7 @@ class Monitor:
         cpu = sum(sink.worker_cpu_s for sink in self.processor.sinks) + self.extra_cpu_s()
         return cpu, self.processor.stats.ended
 
-    def tick(self) -> Reading:
+    def tick(self, *, observe: bool = True) -> Reading:
         now = time.monotonic()
         elapsed = max(now - self._last_time, 1e-6)
         cpu, ended = self._totals()
@@ -188,7 +188,8 @@ class Monitor:
             cpu_share=((cpu - previous_cpu) + spans * HOT_PATH_CPU_PER_SPAN_S) / elapsed,
             memory_bytes=resident_memory_bytes(),
         )
-        self.governor.observe(reading)
+        if observe:
+            self.governor.observe(reading)
         return reading
 
     def status(self, *, exited: bool = False) -> dict[str, Any]:

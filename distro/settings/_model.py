@@ -158,7 +158,7 @@ class Settings:
         "Size limit of the spool; beyond it the oldest batches are dropped (counted).",
     )
     governor_cpu_budget: float = _setting(
-        0.10,
+        0.5,
         p.parse_fraction,
         "CPU execscope may add, as a fraction of one core; above it the governor sheds work "
         "(`0`: no CPU limit).",

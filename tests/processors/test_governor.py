@@ -25,8 +25,8 @@ def clock() -> Iterator[list[float]]:
     yield [0.0]
 
 
-def governor(clock: list[float], shedding: Shedding | None = None) -> Governor:
-    return Governor(BUDGETS, calm_s=10, shedding=shedding or Shedding(), clock=lambda: clock[0])
+def governor(clock: list[float], rise_after: int = 1) -> Governor:
+    return Governor(BUDGETS, calm_s=10, rise_after=rise_after, shedding=Shedding(), clock=lambda: clock[0])
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,15 @@ def test_each_level_sheds_more_in_the_documented_order() -> None:
         assert (shedding.keep_rate_cap, shedding.capture_state, shedding.capture_args) == (rate, state, args)
 
 
-def test_levels_rise_at_once_and_fall_one_step_after_a_calm_period(clock: list[float]) -> None:
+def test_a_one_reading_burst_sheds_nothing_but_sustained_pressure_does(clock: list[float]) -> None:
+    gov = governor(clock, rise_after=2)
+    assert gov.observe(Reading(cpu_share=0.25)) is Level.NORMAL  # a start-up burst
+    assert gov.observe(Reading()) is Level.NORMAL
+    assert gov.observe(Reading(cpu_share=0.25)) is Level.NORMAL
+    assert gov.observe(Reading(cpu_share=0.16)) is Level.CRITICAL  # the lower of the two readings
+
+
+def test_levels_rise_with_pressure_and_fall_one_step_after_a_calm_period(clock: list[float]) -> None:
     gov = governor(clock)
     assert gov.observe(Reading(cpu_share=0.25)) is Level.EMERGENCY
     clock[0] = 5
