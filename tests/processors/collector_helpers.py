@@ -212,10 +212,12 @@ def running_rotel(
     *,
     plugin: Path = PLUGIN,
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Rotel]:
-    """rotel loading ``plugin``, receiving on a free port, exporting to ``receiver_port`` in 20 ms batches."""
+    """rotel loading ``plugin``, receiving on ``port`` (default: a free one), exporting to
+    ``receiver_port`` in 20 ms batches."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [
         str(binary),
         "start",

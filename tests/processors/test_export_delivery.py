@@ -196,3 +196,28 @@ def test_the_spool_stays_within_its_size_limit_and_counts_what_it_discards(tmp_p
     dropped: dict[str, int] = stats["dropped"]  # type: ignore[assignment]
     assert dropped["spool_full"] > 0
     assert pending + dropped["spool_full"] == 10_000
+
+
+def test_a_real_collector_killed_and_restarted_mid_stream_loses_no_span(tmp_path: Path) -> None:
+    from collector_helpers import Receiver as Sink
+    from collector_helpers import free_port, rotel_binary, running_rotel, span_id_of
+
+    binary, port = rotel_binary(), free_port()
+    with Sink() as downstream:
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True, timeout=2)
+        with pipeline(tmp_path, [exporter], spool_dir=tmp_path / "spool") as pipe:
+            with running_rotel(binary, tmp_path / "rotel-1", downstream.port, port=port) as rotel:
+                sent = make_spans(pipe, 400, "before")
+                pipe.flush()
+                downstream.wait_for_span_ids(set(sent))  # what rotel acknowledged has left it
+                rotel.process.kill()
+                rotel.process.wait()
+            sent += make_spans(pipe, 800, "while down")
+            pipe.flush()
+            with running_rotel(binary, tmp_path / "rotel-2", downstream.port, port=port):
+                sent += make_spans(pipe, 400, "after")
+                pipe.flush()
+                arrived = downstream.wait_for_span_ids(set(sent), timeout=30)
+        stats = pipe.stats.snapshot()
+    assert {span_id_of(span) for span in arrived} == set(sent)
+    assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
