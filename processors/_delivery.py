@@ -143,28 +143,32 @@ class Sink(ABC):
         while True:
             self._wake.wait(self._wait_s())
             self._wake.clear()
-            started = time.thread_time()
             try:
                 self._work()
             except Exception:  # fail open: count it, keep the worker alive
                 self._stats.add("internal_errors")
                 _logger.debug("execscope: export worker error in %s", self.name, exc_info=True)
-            self.worker_cpu_s += time.thread_time() - started
             with self._done:
                 self._done.notify_all()
             if self._stopping:
                 return
 
     def _work(self) -> None:
+        # CPU is added up batch by batch: under steady load this loop runs for seconds, and the
+        # governor must see the export cost while it is being paid, not once the queue is empty.
         while batch := self._take(self._batch_size):
+            cpu = time.thread_time()
             masked = [redact_span(span, self._redactor) for span in batch]
             began = time.monotonic()
             self._ship(masked)
             self.last_ship_s = time.monotonic() - began
             self._shipped += len(batch)
+            self.worker_cpu_s += time.thread_time() - cpu
             if self._stopping:
                 break
+        cpu = time.thread_time()
         self._idle()
+        self.worker_cpu_s += time.thread_time() - cpu
 
     def _take(self, count: int) -> list[ReadableSpan]:
         queue = self._queue

@@ -110,6 +110,18 @@ class TailSampler:
                     return [span] if decided else []
                 if self.effective_rate() >= 1.0:
                     return [span]
+                if is_local_root(span):
+                    # A whole trace of one span (its children, if any, were not held): decided
+                    # at once, without being held or measured.
+                    facts = TraceFacts()
+                    facts.add(
+                        span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR
+                    )
+                    keep = decide(trace_id, facts, self.policy, self._keep_rate()).keep
+                    self._remember(trace_id, keep)
+                    if not keep:
+                        self._stats.drop(DropReason.SAMPLING)
+                    return [span] if keep else []
                 held = self._held[trace_id] = _Held(self._clock())
             held.spans.append(span)
             held.facts.add(
