@@ -30,7 +30,7 @@ class CircuitBreaker:
         self._backoff_s = base_s
         self._retry_at = 0.0
         self.open = False
-        #: How many times the breaker opened (a self-metric).
+        #: How many times the breaker opened (shown by ``execscope status``).
         self.trips = 0
 
     def allows(self) -> bool:

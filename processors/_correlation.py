@@ -90,10 +90,6 @@ class CorrelationRegistry:
         with self._lock:
             return self._ids.get(trace_id)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._ids.clear()
-
 
 #: The process's registry (a forked child keeps it: its traces continue the parent's).
 REGISTRY: Final = CorrelationRegistry()

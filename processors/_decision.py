@@ -45,10 +45,6 @@ class TailPolicy:
         if self.latency_threshold_ns < 0:
             raise ValueError(f"latency_threshold_ns must not be negative, got {self.latency_threshold_ns!r}")
 
-    @property
-    def keeps_everything(self) -> bool:
-        return self.keep_rate >= 1.0
-
 
 class TraceFacts:
     """What the decision needs to know of one trace, gathered span by span."""

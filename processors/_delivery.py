@@ -58,8 +58,6 @@ class Sink(ABC):
         self._schedule_delay_s = schedule_delay_s
         #: CPU seconds this sink's worker thread has used (the governor's measure of export cost).
         self.worker_cpu_s = 0.0
-        #: Seconds the last shipment took (export latency, for the governor).
-        self.last_ship_s = 0.0
         self._init_state()
         reference = weakref.ref(self)
 
@@ -159,9 +157,7 @@ class Sink(ABC):
         while batch := self._take(self._batch_size):
             cpu = time.thread_time()
             masked = [redact_span(span, self._redactor) for span in batch]
-            began = time.monotonic()
             self._ship(masked)
-            self.last_ship_s = time.monotonic() - began
             self._shipped += len(batch)
             self.worker_cpu_s += time.thread_time() - cpu
             if self._stopping:
@@ -251,7 +247,10 @@ class OtlpSink(Sink):
         self.spool = spool
         self._timeout_s = timeout_s
         self.breaker = CircuitBreaker(transport.name)
-        self._in_flight: tuple[bytes, int] | None = None
+        # The batch being sent: payload, span count, and whether it is the spool's oldest record.
+        self._in_flight: tuple[bytes, int, bool] | None = None
+        # The payload the deadline already accounted for (spooled or counted), if it was in flight.
+        self._abandoned: bytes | None = None
         super().__init__(transport.name, stats, redactor, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: Sequence[ReadableSpan]) -> None:
@@ -263,6 +262,8 @@ class OtlpSink(Sink):
             self._drain()
             return
         result = self._send(payload, count)
+        if self._abandoned is payload:
+            return  # accounted for at the shutdown deadline while it was being sent
         if result is Sent.DELIVERED:
             self.breaker.succeeded()
             self._stats.add("exported", count)
@@ -272,8 +273,8 @@ class OtlpSink(Sink):
             self.breaker.failed()
             self._to_spool(payload, count)
 
-    def _send(self, payload: bytes, count: int) -> Sent:
-        self._in_flight = (payload, count)
+    def _send(self, payload: bytes, count: int, *, from_spool: bool = False) -> Sent:
+        self._in_flight = (payload, count, from_spool)
         try:
             return self.transport.send(payload, self._timeout_s)
         finally:
@@ -297,7 +298,7 @@ class OtlpSink(Sink):
             if record is None:
                 return
             payload, count = record
-            result = self._send(payload, count)
+            result = self._send(payload, count, from_spool=True)
             if result is Sent.RETRY:
                 self.breaker.failed()
                 return
@@ -321,15 +322,17 @@ class OtlpSink(Sink):
         return self._schedule_delay_s
 
     def _at_deadline(self, leftover: list[ReadableSpan]) -> None:
+        in_flight = self._in_flight
+        if in_flight is not None and not in_flight[2]:  # a spooled batch stays in the spool anyway
+            payload, count, _ = in_flight
+            self._abandoned = payload
+            if self.spool is None:
+                self._stats.drop(DropReason.SHUTDOWN, count)
+            else:
+                self._to_spool(payload, count)  # it may yet arrive: delivered at least once
         if self.spool is None:
             super()._at_deadline(leftover)
-            if self._in_flight is not None:
-                self._stats.drop(DropReason.SHUTDOWN, self._in_flight[1])
             return
-        # A batch still being sent may yet arrive: spooling it too delivers it at least once.
-        in_flight = self._in_flight
-        if in_flight is not None:
-            self._to_spool(*in_flight)
         if leftover:
             masked = [redact_span(span, self._redactor) for span in leftover]
             self._to_spool(encode_request(masked), len(masked))
@@ -342,6 +345,7 @@ class OtlpSink(Sink):
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
         self._in_flight = None
+        self._abandoned = None
         self.breaker = CircuitBreaker(self.transport.name)
         if self.spool is not None:
             self.spool.after_fork_in_child()

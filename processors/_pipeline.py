@@ -67,18 +67,19 @@ class ExecscopeSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         self.stats.ended += 1
         try:
-            for released in self.tail.offer(span):
-                for sink in self.sinks:
-                    sink.offer(released)
+            self._to_sinks(self.tail.offer(span))
         except Exception:  # fail open
             self.stats.internal_errors += 1
             _logger.debug("execscope: pipeline error at span end", exc_info=True)
 
+    def _to_sinks(self, released: list[ReadableSpan]) -> None:
+        for span in released:
+            for sink in self.sinks:
+                sink.offer(span)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        for released in self.tail.flush():
-            for sink in self.sinks:
-                sink.offer(released)
+        self._to_sinks(self.tail.flush())
         return all([sink.flush(deadline) for sink in self.sinks])
 
     def shutdown(self) -> None:
@@ -87,9 +88,7 @@ class ExecscopeSpanProcessor(SpanProcessor):
         self._shut_down = True
         deadline = time.monotonic() + self.flush_deadline_s
         try:
-            for released in self.tail.flush():
-                for sink in self.sinks:
-                    sink.offer(released)
+            self._to_sinks(self.tail.flush())
         except Exception:  # fail open
             self.stats.internal_errors += 1
         for sink in self.sinks:
@@ -204,6 +203,7 @@ class Monitor:
             }
             if isinstance(sink, OtlpSink):
                 entry["exporter_failing"] = sink.breaker.open
+                entry["exporter_failures"] = sink.breaker.trips
                 if sink.spool is not None:
                     entry["spool_spans"] = sink.spool.pending_spans
                     entry["spool_bytes"] = sink.spool.size_bytes

@@ -55,6 +55,10 @@ def estimated_size(span: ReadableSpan) -> int:
     return size
 
 
+def _add_facts(facts: TraceFacts, span: ReadableSpan) -> None:
+    facts.add(span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR)
+
+
 def is_local_root(span: ReadableSpan) -> bool:
     parent = span.parent
     return parent is None or parent.is_remote
@@ -114,19 +118,11 @@ class TailSampler:
                     # A whole trace of one span (its children, if any, were not held): decided
                     # at once, without being held or measured.
                     facts = TraceFacts()
-                    facts.add(
-                        span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR
-                    )
-                    keep = decide(trace_id, facts, self.policy, self._keep_rate()).keep
-                    self._remember(trace_id, keep)
-                    if not keep:
-                        self._stats.drop(DropReason.SAMPLING)
-                    return [span] if keep else []
+                    _add_facts(facts, span)
+                    return [span] if self._conclude(trace_id, facts, 1) else []
                 held = self._held[trace_id] = _Held(self._clock())
             held.spans.append(span)
-            held.facts.add(
-                span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR
-            )
+            _add_facts(held.facts, span)
             size = estimated_size(span)
             held.bytes += size
             self._bytes += size
@@ -159,19 +155,22 @@ class TailSampler:
     def _decide(self, trace_id: int, *, early: bool) -> list[ReadableSpan]:
         held = self._held.pop(trace_id)
         self._bytes -= held.bytes
-        verdict = decide(trace_id, held.facts, self.policy, self._keep_rate())
-        self._remember(trace_id, verdict.keep)
-        if verdict.keep:
-            return held.spans
         over_budget = early and self._bytes + held.bytes > self._max_bytes
-        self._stats.drop(DropReason.BUDGET if over_budget else DropReason.SAMPLING, len(held.spans))
-        return []
+        reason = DropReason.BUDGET if over_budget else DropReason.SAMPLING
+        return held.spans if self._conclude(trace_id, held.facts, len(held.spans), reason) else []
 
-    def _remember(self, trace_id: int, keep: bool) -> None:
+    def _conclude(
+        self, trace_id: int, facts: TraceFacts, spans: int, reason: DropReason = DropReason.SAMPLING
+    ) -> bool:
+        """Decide, remember the decision for late spans, count a drop; True: keep the trace."""
+        keep = decide(trace_id, facts, self.policy, self._keep_rate()).keep
         decided = self._decided
         decided[trace_id] = keep
         if len(decided) > DECIDED_CAPACITY:
             decided.popitem(last=False)
+        if not keep:
+            self._stats.drop(reason, spans)
+        return keep
 
 
 __all__ = ["TailSampler", "Verdict", "estimated_size", "is_local_root"]
