@@ -17,6 +17,18 @@ ARGS_PREFIX: Final = "execscope.args."
 RETURN_VALUE: Final = "execscope.return"
 #: The difference of an object's state before and after a call (a JSON document).
 STATE_DIFF: Final = "execscope.state.diff"
+#: A message an actor, a WebSocket or a pub/sub channel received or sent (a bounded preview).
+MESSAGE: Final = "execscope.message"
+#: What an actor answered to the message it handled.
+REPLY: Final = "execscope.reply"
+#: Prefix of a web request's captured query parameters: ``execscope.http.query.<name>``.
+HTTP_QUERY_PREFIX: Final = "execscope.http.query."
+#: Prefix of a web request's captured path parameters: ``execscope.http.path.<name>``.
+HTTP_PATH_PREFIX: Final = "execscope.http.path."
+#: A web request's JSON or form body, captured and redacted.
+HTTP_REQUEST_BODY: Final = "execscope.http.request.body"
+#: Where an unhandled exception was raised in the application's own code: ``file:line in function``.
+ERROR_FRAME: Final = "execscope.error.frame"
 #: Older semantic-convention name for the function, still emitted by some instrumentations.
 LEGACY_CODE_FUNCTION: Final = "code.function"
 
@@ -24,7 +36,13 @@ __all__ = [
     "ARGS_PREFIX",
     "CODE_FUNCTION_NAME",
     "CORRELATION_ID",
+    "ERROR_FRAME",
+    "HTTP_PATH_PREFIX",
+    "HTTP_QUERY_PREFIX",
+    "HTTP_REQUEST_BODY",
     "LEGACY_CODE_FUNCTION",
+    "MESSAGE",
+    "REPLY",
     "RETURN_VALUE",
     "STATE_DIFF",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,3 +77,16 @@ def store(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(store: Path) -> Iterator[dict[str, str]]:
     yield clean_environment(EXECSCOPE_STORE=str(store))
+
+
+def require_service(name: str, port: int, host: str = "127.0.0.1") -> None:
+    """Skip the test when the local service ``name`` is not listening, except in CI (``CI=true``),
+    where an unreachable service fails the run: CI's machine is meant to have it."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as error:
+        message = f"{name} is not reachable on {host}:{port} ({error})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

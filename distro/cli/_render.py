@@ -10,7 +10,17 @@ from typing import Any
 
 import click
 
-from execscope.attributes import ARGS_PREFIX, RETURN_VALUE, STATE_DIFF
+from execscope.attributes import (
+    ARGS_PREFIX,
+    ERROR_FRAME,
+    HTTP_PATH_PREFIX,
+    HTTP_QUERY_PREFIX,
+    HTTP_REQUEST_BODY,
+    MESSAGE,
+    REPLY,
+    RETURN_VALUE,
+    STATE_DIFF,
+)
 
 _TTY_BRANCHES = ("├─ ", "└─ ", "│  ", "   ")
 _PLAIN_BRANCHES = ("|- ", "`- ", "|  ", "   ")
@@ -125,14 +135,25 @@ def _walk(
         error = span["status"]["code"] == "ERROR"
         title = f"{span['name']}  {format_duration(span['duration_ns'])}"
         if error:
-            title += "  ERROR" + (f": {span['status']['message']}" if span["status"]["message"] else "")
+            title += "  ERROR" + (
+                f": {one_line(span['status']['message'])}" if span["status"]["message"] else ""
+            )
         if color:
             title = click.style(title, fg="red" if error else None, bold=parent is None)
         lines.append(prefix + branches[1 if last else 0] + title)
         detail_prefix = prefix + branches[3 if last else 2]
-        for detail in span_details(span, all_attributes, shared_correlation):
+        for detail in map(one_line, span_details(span, all_attributes, shared_correlation)):
             lines.append(detail_prefix + (click.style(detail, dim=True) if color else detail))
         _walk(children, span["span_id"], detail_prefix, lines, style)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (a multi-line error message would break the tree's indentation)."""
+    return text.replace("\r\n", "\n").replace("\n", " ⏎ ") if "\n" in text else text
+
+
+def _prefixed(attributes: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {key[len(prefix) :]: value for key, value in attributes.items() if key.startswith(prefix)}
 
 
 def span_details(
@@ -142,15 +163,24 @@ def span_details(
     ``all_attributes`` also every other attribute. The correlation id is shown unless it is
     ``shared_correlation`` (the trace's, shown in its heading)."""
     attributes = span["attributes"]
-    arguments = {
-        key[len(ARGS_PREFIX) :]: value for key, value in attributes.items() if key.startswith(ARGS_PREFIX)
-    }
+    request = {**_prefixed(attributes, HTTP_PATH_PREFIX), **_prefixed(attributes, HTTP_QUERY_PREFIX)}
+    if request:
+        yield "request: " + ", ".join(f"{name}={value}" for name, value in request.items())
+    if HTTP_REQUEST_BODY in attributes:
+        yield f"body: {attributes[HTTP_REQUEST_BODY]}"
+    arguments = _prefixed(attributes, ARGS_PREFIX)
     if arguments:
         yield "args: " + ", ".join(f"{name}={value}" for name, value in arguments.items())
+    if MESSAGE in attributes:
+        yield f"message: {attributes[MESSAGE]}"
     if RETURN_VALUE in attributes:
         yield f"return: {attributes[RETURN_VALUE]}"
+    if REPLY in attributes:
+        yield f"reply: {attributes[REPLY]}"
     if STATE_DIFF in attributes:
         yield "state: " + _state_diff(attributes[STATE_DIFF])
+    if ERROR_FRAME in attributes:
+        yield f"raised at: {attributes[ERROR_FRAME]}"
     if all_attributes:
         for key, value in attributes.items():
             if not key.startswith("execscope."):

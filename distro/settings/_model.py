@@ -113,6 +113,33 @@ class Settings:
         "Mask sensitive attribute values (by name, and credential-looking text anywhere) before spans "
         "leave the process. False: nothing is masked.",
     )
+    http_capture_body: int = _setting(
+        4096,
+        p.parse_int_range(0, 10_000_000),
+        "Web requests: JSON and form request bodies up to this many bytes are captured on the server "
+        "span, redacted (`0`: no bodies).",
+    )
+    websocket_preview: int = _setting(
+        256,
+        p.parse_int_range(0, 1_000_000),
+        "WebSocket messages: characters of each received and sent message kept as a preview (`0`: none).",
+    )
+    db_parameters: bool = _setting(
+        False,
+        p.parse_bool,
+        "Record the parameters of SQL statements (redacted by column name) on query spans.",
+    )
+    db_sanitize: bool = _setting(
+        True,
+        p.parse_bool,
+        "Replace literal values written into recorded SQL statements with `?`.",
+    )
+    redis_pubsub_context: bool = _setting(
+        True,
+        p.parse_bool,
+        "Carry the trace context of a Redis `PUBLISH` to its receivers through a short-lived key "
+        "beside the message (the message itself is never changed).",
+    )
     tail_keep_rate: float = _setting(
         1.0,
         p.parse_fraction,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -74,6 +75,14 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         """Wait until at least ``count`` spans arrived; False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: len(self.spans) >= count, timeout)
+
+    def wait_until(self, found: Callable[[Sequence[Span]], bool], timeout: float = 30.0) -> list[Span]:
+        """Wait until ``found(spans so far)`` is true; the spans then. Fails the test on timeout."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: found(self.spans), timeout):
+                names = sorted({span.name for span in self.spans})
+                raise AssertionError(f"spans expected within {timeout}s did not arrive; got {names}")
+            return list(self.spans)
 
 
 def attributes_of(span: Span) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""Recording spans for instrumentor tests: in process, and from other processes over OTLP.
+
+In process: :func:`traced` gives a tracer provider with execscope's real pipeline (so spans get
+their correlation ids) in front of a :class:`CollectingExporter`, with the given settings made
+the process's settings for its duration. Across processes: :func:`child_environment` points an
+``execscope run`` child at a test :class:`otlp_receiver.Receiver`, which the test waits on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from conftest import clean_environment
+from execscope.attributes import CORRELATION_ID
+from execscope.instrumentors import _capture, _failsafe
+from execscope.processors._build import build_pipeline
+from execscope.settings import get_settings, load_settings, use_settings
+
+
+class CollectingExporter(SpanExporter):
+    """Keeps every exported span; tests wait for the ones they expect."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+        self._changed = threading.Condition()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._changed:
+            self.spans.extend(spans)
+            self._changed.notify_all()
+        return SpanExportResult.SUCCESS
+
+    def wait_until(
+        self, found: Callable[[Sequence[ReadableSpan]], bool], timeout: float = 20.0
+    ) -> list[ReadableSpan]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: found(self.spans), timeout):
+                names = sorted(span.name for span in self.spans)
+                raise AssertionError(f"spans expected within {timeout}s did not arrive; got {names}")
+            return list(self.spans)
+
+
+@dataclass
+class Traced:
+    provider: TracerProvider
+    exporter: CollectingExporter
+
+    def spans(self) -> list[ReadableSpan]:
+        """Every span ended so far (flushes the pipeline first)."""
+        assert self.provider.force_flush(10_000)
+        return list(self.exporter.spans)
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.spans() if span.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans()]}"
+        return found[0]
+
+
+@contextmanager
+def traced(tmp_path: Path, **settings: Any) -> Iterator[Traced]:
+    previous = get_settings()
+    loaded = load_settings({"store": tmp_path / "store", **settings})
+    use_settings(loaded)
+    _capture.reload_settings()
+    _failsafe.RAISE_INTERNAL_ERRORS = True
+    exporter = CollectingExporter()
+    processor, monitor = build_pipeline(loaded.settings, [exporter], service="tests")
+    monitor.status_dir = tmp_path / "status"
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    try:
+        yield Traced(provider, exporter)
+    finally:
+        provider.shutdown()
+        _failsafe.RAISE_INTERNAL_ERRORS = False
+        use_settings(previous)
+        _capture.reload_settings()
+
+
+def correlation_of(span: ReadableSpan) -> str:
+    value = (span.attributes or {}).get(CORRELATION_ID)
+    assert isinstance(value, str), f"{span.name} has no correlation id"
+    return value
+
+
+def child_environment(otlp_endpoint: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment of an ``execscope run`` child that exports to the test receiver at once."""
+    return clean_environment(
+        EXECSCOPE_STORE=str(tmp_path / "store"),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{otlp_endpoint}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        EXECSCOPE_SPOOL="false",
+        **extra,
+    )
