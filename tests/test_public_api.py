@@ -41,3 +41,24 @@ def test_settings_exports() -> None:
             "use_settings",
         ]
     )
+
+
+def test_instrumentor_exports() -> None:
+    import execscope.instrumentors
+    import execscope.instrumentors.actors
+    import execscope.instrumentors.celery
+    import execscope.instrumentors.pykka
+    import execscope.instrumentors.redis_pubsub
+    import execscope.instrumentors.starlette
+
+    assert sorted(execscope.instrumentors.__all__) == [
+        "INSTRUMENTORS",
+        "InstrumentorEntry",
+        "instrument_all",
+        "uninstrument_all",
+    ]
+    assert execscope.instrumentors.actors.__all__ == ["trace_actor", "untrace_actor"]
+    assert execscope.instrumentors.celery.__all__ == ["CeleryInstrumentor"]
+    assert execscope.instrumentors.pykka.__all__ == ["PykkaInstrumentor"]
+    assert execscope.instrumentors.redis_pubsub.__all__ == ["RedisPubSubInstrumentor"]
+    assert execscope.instrumentors.starlette.__all__ == ["StarletteInstrumentor"]

@@ -1,0 +1,74 @@
+"""Loading execscope's instrumentors after contrib's: only under execscope, each one switchable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, clean_environment
+from execscope.instrumentors import INSTRUMENTORS, instrument_all
+
+PROGRAM = """
+import json
+from execscope.instrumentors import INSTRUMENTORS
+loaded = [entry.name for entry in INSTRUMENTORS if entry.load().is_instrumented_by_opentelemetry]
+print(json.dumps(loaded))
+"""
+
+
+def loaded_under(launcher: list[str], tmp_path: Path, **env: str) -> list[str]:
+    script = tmp_path / "which.py"
+    script.write_text(PROGRAM)
+    result = subprocess.run(
+        [*launcher, sys.executable, str(script)],
+        env=clean_environment(EXECSCOPE_STORE=str(tmp_path / "store"), **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "execscope: instrumentor" not in result.stderr, result.stderr
+    return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_every_instrumentor_of_an_installed_library_loads_under_execscope(tmp_path: Path) -> None:
+    loaded = loaded_under([str(BIN / "execscope"), "run", "--"], tmp_path)
+    assert loaded == [entry.name for entry in INSTRUMENTORS]
+
+
+def test_an_instrumentor_is_disabled_by_its_name_or_by_its_contrib_counterpart(tmp_path: Path) -> None:
+    loaded = loaded_under(
+        [str(BIN / "execscope"), "run", "--"],
+        tmp_path,
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="execscope-pykka,redis",
+    )
+    assert loaded == ["execscope-starlette", "execscope-celery"]
+
+
+def test_none_loads_when_another_distro_set_tracing_up(tmp_path: Path) -> None:
+    loaded = loaded_under(
+        [str(BIN / "opentelemetry-instrument")],
+        tmp_path,
+        OTEL_PYTHON_DISTRO="distro",
+        OTEL_PYTHON_CONFIGURATOR="configurator",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    assert loaded == []
+
+
+def test_loading_without_execscope_tracing_is_a_no_op_unless_forced() -> None:
+    assert instrument_all() == []
+
+
+@pytest.mark.parametrize("entry", INSTRUMENTORS, ids=lambda entry: entry.name)
+def test_each_instrumentor_declares_the_versions_it_supports(entry: object) -> None:
+    instrumentor = entry.load()  # type: ignore[attr-defined]
+    assert list(instrumentor.instrumentation_dependencies())
