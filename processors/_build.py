@@ -16,6 +16,7 @@ from execscope.processors._decision import TailPolicy
 from execscope.processors._delivery import ExporterSink, OtlpSink, Sink
 from execscope.processors._governor import Budgets, Governor
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
+from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool
 from execscope.processors._stats import PipelineStats
 from execscope.processors._tail import TailSampler
@@ -50,6 +51,12 @@ def make_redactor(settings: Settings) -> Redactor:
     return Redactor(extra_name_patterns=settings.redact_names)
 
 
+def make_masking(settings: Settings) -> SpanMasking:
+    """What the sinks mask before export: sensitive values (``redact``) and SQL literals
+    (``db_sanitize``), each on or off independently."""
+    return SpanMasking(make_redactor(settings), sanitize_sql=settings.db_sanitize)
+
+
 def spool_folder(settings: Settings, destination: str) -> Path:
     """One spool folder per destination, so batches are only ever replayed to where they were bound."""
     root = settings.spool_dir if settings.spool_dir is not None else settings.store / "spool"
@@ -65,7 +72,7 @@ def build_pipeline(
     settings: Settings, exporters: Sequence[SpanExporter], *, service: str
 ) -> tuple[ExecscopeSpanProcessor, Monitor]:
     stats = PipelineStats()
-    redactor = make_redactor(settings)
+    masking = make_masking(settings)
     governor = Governor(
         Budgets(
             cpu_share=settings.governor_cpu_budget,
@@ -82,13 +89,13 @@ def build_pipeline(
     for exporter in exporters:
         transport = transport_for(exporter)
         if transport is None:
-            sinks.append(ExporterSink(exporter, stats, redactor, **queue))
+            sinks.append(ExporterSink(exporter, stats, masking, **queue))
             continue
         spool = None
         if settings.spool:
             spool = Spool(spool_folder(settings, transport.name), settings.spool_max_mb * 1024 * 1024)
         timeout_s = _positive_number(_TIMEOUT_ENV, 10.0)
-        sinks.append(OtlpSink(transport, spool, stats, redactor, timeout_s=timeout_s, **queue))
+        sinks.append(OtlpSink(transport, spool, stats, masking, timeout_s=timeout_s, **queue))
     tail = TailSampler(
         TailPolicy(
             keep_rate=settings.tail_keep_rate,

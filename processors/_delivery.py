@@ -2,8 +2,9 @@
 
 The application's thread only appends to a deque (``offer``): it never waits for a lock held
 during I/O, never encodes, never touches the network or the disk. The worker wakes when a batch
-is full or the schedule delay passes, redacts, and ships. A full queue drops the span and counts
-it (``queue_full``); the governor lowers the load well before that happens.
+is full or the schedule delay passes, masks (sensitive values, SQL literals), and ships. A full
+queue drops the span and counts it (``queue_full``); the governor lowers the load well before
+that happens.
 
 The OTLP sink encodes each batch once and sends the bytes through the official exporter's
 channel. When the receiver is down or slow its circuit breaker opens and batches go to the
@@ -26,10 +27,10 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from execscope.capture import Redactor
 from execscope.processors._breaker import CircuitBreaker
 from execscope.processors._otlp_encoding import encode_request
 from execscope.processors._redact_span import redact_span
+from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool
 from execscope.processors._stats import DropReason, PipelineStats
 from execscope.processors._transport import Sent, Transport
@@ -44,7 +45,7 @@ class Sink(ABC):
         self,
         name: str,
         stats: PipelineStats,
-        redactor: Redactor,
+        masking: SpanMasking,
         *,
         max_queue: int,
         batch_size: int,
@@ -52,7 +53,7 @@ class Sink(ABC):
     ) -> None:
         self.name = name
         self._stats = stats
-        self._redactor = redactor
+        self._masking = masking
         self.max_queue = max_queue
         self._batch_size = batch_size
         self._schedule_delay_s = schedule_delay_s
@@ -102,6 +103,10 @@ class Sink(ABC):
     def flush(self, deadline: float) -> bool:
         """Ship everything queued so far; True when done before ``deadline`` (a monotonic time)."""
         target = self._offered
+        if self._worker is None and self._queue and not self._stopping:
+            # Another thread queued the first span and is about to start the worker: start it
+            # here (it starts once), rather than report spans that are merely not shipped yet.
+            self._start_worker()
         if self._worker is None or not self._worker.is_alive():
             return self._shipped >= target and not self._queue
         self._wake.set()
@@ -156,7 +161,7 @@ class Sink(ABC):
         # governor must see the export cost while it is being paid, not once the queue is empty.
         while batch := self._take(self._batch_size):
             cpu = time.thread_time()
-            masked = [redact_span(span, self._redactor) for span in batch]
+            masked = [redact_span(span, self._masking) for span in batch]
             self._ship(masked)
             self._shipped += len(batch)
             self.worker_cpu_s += time.thread_time() - cpu
@@ -203,10 +208,10 @@ class ExporterSink(Sink):
     """Ships through any ``SpanExporter`` (the embedded store, console, third-party exporters)."""
 
     def __init__(
-        self, exporter: SpanExporter, stats: PipelineStats, redactor: Redactor, **queue: float
+        self, exporter: SpanExporter, stats: PipelineStats, masking: SpanMasking, **queue: float
     ) -> None:
         self.exporter = exporter
-        super().__init__(type(exporter).__name__, stats, redactor, **queue)  # type: ignore[arg-type]
+        super().__init__(type(exporter).__name__, stats, masking, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: list[ReadableSpan]) -> None:
         try:
@@ -238,7 +243,7 @@ class OtlpSink(Sink):
         transport: Transport,
         spool: Spool | None,
         stats: PipelineStats,
-        redactor: Redactor,
+        masking: SpanMasking,
         *,
         timeout_s: float,
         **queue: float,
@@ -251,7 +256,7 @@ class OtlpSink(Sink):
         self._in_flight: tuple[bytes, int, bool] | None = None
         # The payload the deadline already accounted for (spooled or counted), if it was in flight.
         self._abandoned: bytes | None = None
-        super().__init__(transport.name, stats, redactor, **queue)  # type: ignore[arg-type]
+        super().__init__(transport.name, stats, masking, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: Sequence[ReadableSpan]) -> None:
         payload = encode_request(batch)
@@ -334,7 +339,7 @@ class OtlpSink(Sink):
             super()._at_deadline(leftover)
             return
         if leftover:
-            masked = [redact_span(span, self._redactor) for span in leftover]
+            masked = [redact_span(span, self._masking) for span in leftover]
             self._to_spool(encode_request(masked), len(masked))
 
     def _close(self) -> None:

@@ -1,4 +1,4 @@
-"""Applies attribute redaction to a whole SDK span (its attributes and its events' attributes)."""
+"""Applies attribute masking to a whole SDK span (its attributes and its events' attributes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from execscope.capture import Redactor
-from execscope.processors._redaction import redact_attributes
+from execscope.processors._redaction import SpanMasking, as_masking, redact_attributes
 
 
 def _bounded(masked: dict[str, object], original: object) -> BoundedAttributes:
@@ -15,14 +15,19 @@ def _bounded(masked: dict[str, object], original: object) -> BoundedAttributes:
     return attributes
 
 
-def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
-    """``span`` itself when nothing in it is sensitive, otherwise a masked copy."""
-    if not redactor.enabled:
+def redact_span(span: ReadableSpan, masking: SpanMasking | Redactor) -> ReadableSpan:
+    """``span`` itself when nothing in it is sensitive, otherwise a masked copy.
+
+    ``masking`` says what to mask (see :class:`SpanMasking`); a bare ``Redactor`` masks
+    sensitive values only.
+    """
+    masking = as_masking(masking)
+    if not masking.enabled:
         return span
-    attributes = redact_attributes(span.attributes, redactor)
+    attributes = redact_attributes(span.attributes, masking)
     events = None
     for index, event in enumerate(span.events):
-        masked = redact_attributes(event.attributes, redactor)
+        masked = redact_attributes(event.attributes, masking)
         if masked is not None:
             if events is None:
                 events = list(span.events)

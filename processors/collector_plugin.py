@@ -30,8 +30,9 @@ strict editable install, naming the ``build/__editable__.*`` folder in ``PYTHONP
 Settings are read once, at load, from the same environment variables, parsers and defaults as
 the in-process form (the settings table): ``EXECSCOPE_TAIL_KEEP_RATE`` (default 1: keep all),
 ``EXECSCOPE_TAIL_LATENCY_THRESHOLD`` (seconds or ``500ms``; ``off``; default 1s),
-``EXECSCOPE_REDACT_NAMES`` (comma-separated extra name patterns) and ``EXECSCOPE_REDACT``
-(``false`` turns masking off). A value that does not parse is reported once and the default used.
+``EXECSCOPE_REDACT_NAMES`` (comma-separated extra name patterns), ``EXECSCOPE_REDACT``
+(``false`` turns masking off) and ``EXECSCOPE_DB_SANITIZE`` (``false`` keeps the literals in SQL
+statements). A value that does not parse is reported once and the default used.
 
 What one call does
 ------------------
@@ -62,6 +63,10 @@ are grouped by trace id (across the resource's scopes), then per trace:
   table, the in-process registry class), else a new one.
 - **Redaction.** String values (and string arrays) of span and event attributes go through the
   shared ``redact_attribute``; a sensitive name's bytes value becomes ``[redacted]`` as in-process.
+- **SQL.** A span's SQL attributes (``db.statement``, ``db.query.text``,
+  ``db.statement.parameters``, ``db.query.parameter.<key>``, read with ``db.system``) go through
+  the shared ``mask_sql`` first: literals in statements become ``?``, parameters bound to
+  sensitive columns ``[redacted]``, exactly as in-process.
 
 Spans kept and dropped are counted by verdict in :data:`SPANS_KEPT` and :data:`SPANS_DROPPED`
 and logged at most once a minute.
@@ -132,13 +137,21 @@ from execscope.attributes import CORRELATION_ID  # noqa: E402
 from execscope.capture import NoopRedactor, Redactor  # noqa: E402
 from execscope.processors._correlation import BAGGAGE_KEY, CorrelationRegistry  # noqa: E402
 from execscope.processors._decision import TailPolicy, TraceFacts, Verdict, decide  # noqa: E402
-from execscope.processors._redaction import redact_attribute  # noqa: E402
+from execscope.processors._redaction import (  # noqa: E402
+    PARAMETER_PREFIX,
+    SQL_ATTRIBUTES,
+    SpanMasking,
+    mask_sql,
+    redact_attribute,
+)
 from execscope.settings import setting_specs  # noqa: E402
 
 _logger = logging.getLogger("execscope.collector_plugin")
 
 #: The settings of the table this plugin honours (the rest concern the in-process pipeline only).
 SETTINGS: Final = ("tail_keep_rate", "tail_latency_threshold", "redact", "redact_names")
+#: The SQL pass's settings, read like SETTINGS (kept apart: SETTINGS are the decisions' own).
+SQL_SETTINGS: Final = ("db_sanitize",)
 #: Traces whose verdict, or whose facts before their root arrived, are remembered across calls.
 MEMORY_CAPACITY: Final = 65_536
 #: Seconds between two reports of the counters in the log.
@@ -158,11 +171,11 @@ SPANS_DROPPED: Counter[str] = Counter()
 FAILED_CALLS = 0
 
 
-def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The plugin's settings from ``environ``, parsed by the settings table's own parsers."""
+def read_settings(environ: Mapping[str, str], names: Iterable[str] = SETTINGS) -> dict[str, Any]:
+    """The plugin's settings ``names`` from ``environ``, parsed by the settings table's own parsers."""
     specs = {spec.name: spec for spec in setting_specs()}
     values: dict[str, Any] = {}
-    for name in SETTINGS:
+    for name in names:
         spec = specs[name]
         values[name] = spec.default
         raw = environ.get(spec.env)
@@ -207,6 +220,8 @@ _configure_logging()
 _SETTINGS = read_settings(os.environ)
 _POLICY = _policy(_SETTINGS)
 _REDACTOR = _redactor(_SETTINGS)
+# The same rule as make_masking in execscope.processors._build.
+_MASKING = SpanMasking(_REDACTOR, sanitize_sql=read_settings(os.environ, SQL_SETTINGS)["db_sanitize"])
 _CORRELATION = CorrelationRegistry(MEMORY_CAPACITY)
 #: Verdicts of traces whose local root was seen: their later parts follow them.
 _DECIDED: OrderedDict[int, Verdict] = OrderedDict()
@@ -291,6 +306,7 @@ def _scan_attributes(attributes: Any, plan: _Plan) -> str | None:
     """Queue the masking of ``attributes``; their correlation id when they carry one."""
     carried = None
     redact = _REDACTOR.enabled
+    sql: dict[str, Any] | None = None
     for key_value in attributes:
         any_value = key_value.value
         if any_value is None:
@@ -299,9 +315,29 @@ def _scan_attributes(attributes: Any, plan: _Plan) -> str | None:
         if key == CORRELATION_ID:
             value = any_value.value
             carried = value if isinstance(value, str) else carried
+        elif key in SQL_ATTRIBUTES or key.startswith(PARAMETER_PREFIX):
+            if sql is None:
+                sql = {}
+            sql[key] = any_value  # masked together, once the span's statement is known
         elif redact:
             _plan_redaction(key, any_value, plan)
+    if sql is not None:
+        _plan_sql(sql, plan)
     return carried
+
+
+def _plan_sql(any_values: dict[str, Any], plan: _Plan) -> None:
+    """Queue the masking of a span's SQL attributes: the shared ``mask_sql``, then the value rule."""
+    values = {key: any_value.value for key, any_value in any_values.items()}
+    changes = mask_sql(values, _MASKING) if _MASKING.enabled else None
+    for key, any_value in any_values.items():
+        if changes is None or key not in changes:
+            if _REDACTOR.enabled:
+                _plan_redaction(key, any_value, plan)
+            continue
+        masked = redact_attribute(key, changes[key], _REDACTOR) if _REDACTOR.enabled else changes[key]
+        if isinstance(masked, str) and masked != values[key]:
+            plan.string_writes.append((any_value, masked))
 
 
 class _Trace:
@@ -339,7 +375,7 @@ def _plan_correlation(trace_id: int, spans: list[Any], plan: _Plan) -> None:
         carried = carried or own
         if own is None:
             missing.append(span)
-        if _REDACTOR.enabled:
+        if _MASKING.enabled:
             for event in span.events:
                 _scan_attributes(event.attributes, plan)
     # The in-process registry's rule: an id the trace carries wins, else the known one, else a new one.

@@ -221,3 +221,18 @@ def test_a_real_collector_killed_and_restarted_mid_stream_loses_no_span(tmp_path
         stats = pipe.stats.snapshot()
     assert {span_id_of(span) for span in arrived} == set(sent)
     assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
+
+
+def test_a_flush_right_after_another_thread_queued_the_first_span_waits_for_its_delivery(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pipeline(tmp_path, [otlp(receiver)]) as pipe:
+        sink = sink_of(pipe)
+        # The window of a concurrent first `offer`: the span is queued, and the thread that
+        # queued it has not started the worker yet.
+        monkeypatch.setattr(sink, "_start_worker", lambda: None)
+        make_spans(pipe, 1)
+        monkeypatch.undo()
+        assert sink._worker is None and sink.queue_depth == 1
+        assert pipe.processor.force_flush(10_000)
+        assert receiver.wait_for(1)

@@ -84,3 +84,26 @@ def test_redaction_can_be_turned_off(tmp_path: Path) -> None:
         pipe.flush()
         (exported,) = exporter.get_finished_spans()
     assert exported.attributes["db.password"] == "hunter2"
+
+
+def test_sensitive_query_parameters_are_masked_in_urls_and_the_rest_is_kept() -> None:
+    masked = redact_attributes(
+        {
+            "http.url": "http://shop/api/orders?page=2&api_key=k-123&sort=asc",
+            "http.target": "/api/orders?access_token=abc#top",
+            "url.query": "q=shoes&password=hunter2",
+            "url.full": "http://shop/search?q=token",
+        },
+        REDACTOR,
+    )
+    assert masked == {
+        "http.url": f"http://shop/api/orders?page=2&api_key={REDACTED}&sort=asc",
+        "http.target": f"/api/orders?access_token={REDACTED}#top",
+        "url.query": f"q=shoes&password={REDACTED}",
+        "url.full": "http://shop/search?q=token",
+    }
+
+
+def test_a_url_without_sensitive_parameters_is_left_as_it_is() -> None:
+    url = "http://shop/api/orders?page=2"
+    assert redact_attribute("url.full", url, REDACTOR) is url
