@@ -217,10 +217,19 @@ def test_a_websocket_session_records_each_message_with_the_counter_state(webapp:
     assert replies == [{"count": 1}, {"count": 2}, {"count": 1}]
 
     def session_spans(spans: Sequence[Span]) -> list[Span]:
-        return [span for span in spans if span.name == "/ws/counter receive"]
+        return sorted(
+            (span for span in spans if span.name == "/ws/counter receive"),
+            key=lambda span: span.start_time_unix_nano,
+        )[-3:]
 
-    spans = webapp.receiver.wait_until(lambda spans: len(session_spans(spans)) >= 3, timeout=60)
-    received = sorted(session_spans(spans), key=lambda span: span.start_time_unix_nano)[-3:]
+    def arrived(spans: Sequence[Span]) -> bool:
+        received = session_spans(spans)
+        # The connection's span ends (and is exported) only once the connection closed.
+        parents = {span.parent_span_id for span in received}
+        return len(received) == 3 and any(span.span_id in parents for span in spans)
+
+    spans = webapp.receiver.wait_until(arrived, timeout=60)
+    received = session_spans(spans)
     assert [values(span)["execscope.message"] for span in received] == ["'inc'", "'inc'", "'dec'"]
     diffs = [json.loads(values(span)["execscope.state.diff"])["changed"]["count"] for span in received]
     assert diffs == [["0", "1"], ["1", "2"], ["2", "1"]]
