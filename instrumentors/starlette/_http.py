@@ -142,9 +142,17 @@ class HttpExchange:
         return measuring_send
 
     def failed(self, error: BaseException) -> None:
-        """An exception escaped the application: note where, and what the request was."""
+        """An exception escaped the application: note where, and what the request was.
+
+        An ``HTTPException`` is the application answering (a 404, a 409), not failing: it gets
+        no error frame, and its status code decides whether the span is an error.
+        """
         try:
             self._describe_route()
+            from starlette.exceptions import HTTPException
+
+            if isinstance(error, HTTPException):
+                return
             frame = application_frame(error.__traceback__)
             if frame is not None:
                 self._span.set_attribute(ERROR_FRAME, frame)

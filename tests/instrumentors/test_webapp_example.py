@@ -265,4 +265,5 @@ def test_a_missing_user_is_a_client_error_not_a_server_error(webapp: Webapp) -> 
     request = named(spans, "GET /users/{user_id}")
     assert request.status.code != request.status.STATUS_CODE_ERROR
     assert values(request)["execscope.http.path.user_id"] == "'987654321'"
+    assert "execscope.error.frame" not in values(request)
     assert is_descendant(named(spans, "SELECT"), request, spans)
