@@ -71,7 +71,14 @@ class Webapp:
                 if attributes_of(span).get("execscope.correlation_id") == correlation_id
             ]
 
-        return matching(self.receiver.wait_until(lambda spans: found(matching(spans)), timeout=60))
+        def complete(spans: Sequence[Span]) -> bool:
+            # Spans arrive as each process exports them: wait until every span's parent is there
+            # too, so that the ancestry a test walks has no gaps.
+            mine = matching(spans)
+            ids = {span.span_id for span in mine}
+            return found(mine) and all(not span.parent_span_id or span.parent_span_id in ids for span in mine)
+
+        return matching(self.receiver.wait_until(complete, timeout=60))
 
     def service_of(self, span: Span) -> str:
         with self.receiver._changed:
