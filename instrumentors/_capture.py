@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from execscope.attributes import ARGS_PREFIX, STATE_DIFF
@@ -64,8 +65,6 @@ def render_value(value: object, budget: SpanBudget | None = None, *, cap: int | 
     """``value`` rendered within the capture limits (and ``cap`` characters), redacted; never raises."""
     limits = capture_limits()
     if cap is not None and cap < limits.budget:
-        from dataclasses import replace
-
         limits = replace(limits, budget=max(cap, 1), max_string=min(limits.max_string, max(cap, 1)))
     return render(value, limits, budget, capture_redactor())
 

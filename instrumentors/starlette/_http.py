@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import functools
 import json
-import sysconfig
+import os
 import types
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -44,14 +43,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON: Final = "application/json"
 _FORM: Final = "application/x-www-form-urlencoded"
-#: Folders whose frames are not the application's (installed packages, the standard library).
-_LIBRARY_FOLDERS: Final = tuple(
-    {
-        str(Path(path))
-        for key, path in sysconfig.get_paths().items()
-        if key in ("stdlib", "purelib", "platlib")
-    }
-)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -80,15 +71,28 @@ def _parsed_body(kind: str, body: bytes) -> object:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
+@functools.lru_cache(maxsize=1)
+def _library_folders() -> tuple[str, ...]:
+    # The auto-instrumentor's own rule for "not the application's" (standard library,
+    # site-packages, execscope), imported on the error path only.
+    from execscope.autotrace._selection import installed_dirs
+
+    return tuple(folder.rstrip(os.sep) + os.sep for folder in installed_dirs())
+
+
 def application_frame(traceback: types.TracebackType | None) -> str | None:
-    """``file:line in function`` of the innermost traceback frame outside installed packages and
-    the standard library: where the application's own code raised (or called what raised)."""
+    """``file:line in function`` of the innermost traceback frame outside installed packages,
+    the standard library and execscope: where the application's own code raised (or called what
+    raised)."""
+    folders = _library_folders()
     found = None
     while traceback is not None:
         code = traceback.tb_frame.f_code
-        if not code.co_filename.startswith(_LIBRARY_FOLDERS) and not code.co_filename.startswith("<"):
-            name = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-            found = f"{code.co_filename}:{traceback.tb_lineno} in {name}"
+        if not code.co_filename.startswith("<"):
+            path = os.path.normcase(os.path.realpath(code.co_filename))
+            if not path.startswith(folders):
+                name = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+                found = f"{code.co_filename}:{traceback.tb_lineno} in {name}"
         traceback = traceback.tb_next
     return found
 

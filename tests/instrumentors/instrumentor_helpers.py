@@ -17,11 +17,11 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from pipeline_helpers import pipeline
 
 from conftest import clean_environment
 from execscope.attributes import CORRELATION_ID
 from execscope.instrumentors import _capture, _failsafe
-from execscope.processors._build import build_pipeline
 from execscope.settings import get_settings, load_settings, use_settings
 
 
@@ -69,20 +69,17 @@ class Traced:
 
 @contextmanager
 def traced(tmp_path: Path, **settings: Any) -> Iterator[Traced]:
+    """execscope's pipeline (``pipeline_helpers.pipeline``) with ``settings`` made the process's
+    settings too, which the instrumentors read, and their internal errors raised."""
     previous = get_settings()
-    loaded = load_settings({"store": tmp_path / "store", **settings})
-    use_settings(loaded)
+    use_settings(load_settings({"store": tmp_path / "store", **settings}))
     _capture.reload_settings()
     _failsafe.RAISE_INTERNAL_ERRORS = True
     exporter = CollectingExporter()
-    processor, monitor = build_pipeline(loaded.settings, [exporter], service="tests")
-    monitor.status_dir = tmp_path / "status"
-    provider = TracerProvider()
-    provider.add_span_processor(processor)
     try:
-        yield Traced(provider, exporter)
+        with pipeline(tmp_path, [exporter], **settings) as active:
+            yield Traced(active.provider, exporter)
     finally:
-        provider.shutdown()
         _failsafe.RAISE_INTERNAL_ERRORS = False
         use_settings(previous)
         _capture.reload_settings()
