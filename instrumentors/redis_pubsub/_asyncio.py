@@ -6,7 +6,6 @@ The twin of :mod:`._sync`; only the awaits differ.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from contextlib import ExitStack
@@ -19,8 +18,6 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 
 from execscope.instrumentors._failsafe import internal_error
 from execscope.instrumentors.redis_pubsub import _core as core
-
-_logger = logging.getLogger(__name__)
 
 
 class AsyncHooks:
@@ -103,7 +100,7 @@ class AsyncHooks:
                 value: bytes | str | None = await self._reader(pubsub, pool).get(key)
             return value
         except redis.RedisError as error:
-            _logger.debug("execscope: pub/sub context not read: %s", error)
+            core.report_context_failure("key not read", error)
             return None
 
     def _reader(self, pubsub: Any, pool: Any) -> redis.asyncio.Redis:

@@ -160,6 +160,27 @@ def carrier_document() -> str | None:
     return json.dumps(carrier, separators=(",", ":")) if carrier else None
 
 
+_reported: set[str] = set()
+
+
+def report_context_failure(what: str, error: object) -> None:
+    """A context key could not be written or read: the messages concerned lose their link.
+
+    Said once per process at warning level (the link's absence is otherwise silent), then at
+    debug level for every further failure.
+    """
+    if what not in _reported:
+        _reported.add(what)
+        _logger.warning(
+            "execscope: pub/sub context %s (%s); receivers get no link to the publishing span "
+            "while this lasts (further failures are logged at debug level)",
+            what,
+            error,
+        )
+    else:
+        _logger.debug("execscope: pub/sub context %s: %s", what, error)
+
+
 def publish_reply(results: Sequence[Any]) -> Any:
     """``PUBLISH``'s reply from the ``[SET, PUBLISH]`` pipeline's results, as a bare publish gives it.
 
@@ -168,7 +189,7 @@ def publish_reply(results: Sequence[Any]) -> Any:
     """
     stored, reply = results[0], results[-1]
     if isinstance(stored, Exception):
-        _logger.debug("execscope: pub/sub context key not written: %s", stored)
+        report_context_failure("key not written", stored)
     if isinstance(reply, Exception):
         raise reply
     return reply

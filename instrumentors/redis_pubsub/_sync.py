@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from contextlib import ExitStack
@@ -15,8 +14,6 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 
 from execscope.instrumentors._failsafe import internal_error
 from execscope.instrumentors.redis_pubsub import _core as core
-
-_logger = logging.getLogger(__name__)
 
 
 class SyncHooks:
@@ -94,7 +91,7 @@ class SyncHooks:
                 value: bytes | str | None = self._reader(pubsub, pool).get(key)
             return value
         except redis.RedisError as error:
-            _logger.debug("execscope: pub/sub context not read: %s", error)
+            core.report_context_failure("key not read", error)
             return None
 
     def _reader(self, pubsub: Any, pool: Any) -> redis.Redis:

@@ -239,9 +239,10 @@ def test_without_the_context_setting_no_key_is_written(
         assert tracing.one(f"{channel} receive").links == ()
 
 
-def test_a_key_that_cannot_be_written_does_not_hold_the_message_back(
-    tracing: Traced, client: redis.Redis, channel: str
+def test_a_key_that_cannot_be_written_does_not_hold_the_message_back_and_is_said_once(
+    tracing: Traced, client: redis.Redis, channel: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    _core._reported.clear()
     user = f"execscope-test-{uuid.uuid4().hex}"
     # May publish on any channel, and may not touch any key.
     client.acl_setuser(user, enabled=True, nopass=True, commands=["+publish", "+ping"], channels=["*"])
@@ -252,12 +253,16 @@ def test_a_key_that_cannot_be_written_does_not_hold_the_message_back(
         assert plain.expect_message(b"still delivered") == resp(
             b"message", channel.encode(), b"still delivered"
         )
+        assert publisher.publish(channel, b"again") == 1
+        assert plain.expect_message(b"again") == resp(b"message", channel.encode(), b"again")
     finally:
         plain.close()
         publisher.close()
         client.acl_deluser(user)
     assert context_keys(client, channel) == []
-    assert tracing.one(f"{channel} publish").status.status_code is StatusCode.UNSET
+    assert {span.status.status_code for span in tracing.named(f"{channel} publish")} == {StatusCode.UNSET}
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "key not written" in warnings[0].getMessage()
 
 
 def test_an_internal_error_never_reaches_the_application(
