@@ -1,4 +1,5 @@
-"""``python -m bench NAME [NAME ...] [--rounds N] [--warmup N] [--json]`` and ``python -m bench --list``."""
+"""``python -m bench NAME [NAME ...] [--rounds N] [--warmup N] [--only GLOB] [--json]`` and
+``python -m bench --list``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=int, default=1, help="unmeasured rounds per variant first (default 1)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="run only the variants matching GLOB (repeatable), with the baselines they compare to",
+    )
     args = parser.parse_args(args_list)
 
     if args.list:
@@ -37,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     benchmarks = []
     for name in args.names:
         try:
-            benchmarks.append(_registry.load(name))
+            benchmark = _registry.load(name)
         except KeyError:
             parser.error(f"no benchmark {name!r}; available: {', '.join(_registry.discover())}")
+        try:
+            benchmarks.append(benchmark.only(args.only) if args.only else benchmark)
+        except ValueError as error:
+            parser.error(str(error))
     environment = Environment.current(args_list)
     documents = []
     for index, benchmark in enumerate(benchmarks):

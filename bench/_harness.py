@@ -7,7 +7,8 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 
 #: A monotonic clock in nanoseconds; the harness takes one so tests can inject a fake.
 Clock = Callable[[], int]
@@ -75,6 +76,22 @@ class Benchmark:
 
     def baseline_of(self, variant: str) -> str:
         return self.baselines.get(variant, self.baseline)
+
+    def only(self, patterns: Sequence[str]) -> Benchmark:
+        """This benchmark with just the variants whose names match one of ``patterns`` (shell
+        globs), plus the baselines they are compared with; ``ValueError`` if none matches."""
+        chosen = {name for name in self.variants if any(fnmatchcase(name, p) for p in patterns)}
+        if not chosen:
+            raise ValueError(f"benchmark {self.name!r}: no variant matches {', '.join(patterns)}")
+        chosen |= {self.baseline_of(name) for name in chosen}
+        baseline = self.baseline if self.baseline in chosen else self.baseline_of(min(chosen))
+        chosen.add(baseline)
+        return replace(
+            self,
+            variants={name: make for name, make in self.variants.items() if name in chosen},
+            baseline=baseline,
+            baselines={v: b for v, b in self.baselines.items() if v in chosen},
+        )
 
 
 @dataclass(frozen=True)

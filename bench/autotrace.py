@@ -9,10 +9,13 @@ own copy of one generated module (execscope's variants through the real import h
 
 Sampled variants export through a ``BatchSpanProcessor`` to an exporter that discards, so the
 whole pipeline runs; the ``otlp/`` group exports over OTLP/gRPC to a receiver in another
-process (its CPU is not ours). Three clocks are read: wall and calling-thread CPU while the
-loop runs, and process CPU (all threads) from the loop's start until ``settle`` has drained
-the recorder and flushed the span processor, so work handed to background threads is charged
-to the variant that made it.
+process (its CPU is not ours): ``otlp/sdk_span`` through the SDK's ``BatchSpanProcessor`` and
+``OTLPSpanExporter`` (the standard path), ``otlp/args`` through execscope's own span processor
+as the distro builds it from default settings (its tail sampler, redaction and OTLP encoder),
+``otlp/args_sdk_export`` through the SDK's path, to show what each half contributes.
+Three clocks are read: wall and calling-thread CPU while the loop runs, and process CPU (all
+threads) from the loop's start until ``settle`` has drained the recorder and flushed the span
+processor, so work handed to background threads is charged to the variant that made it.
 
 Not-sampled variants: ``*_unsampled`` call the function under a local root that execscope's
 head sampling dropped (the sampler is ``ParentBased(ALWAYS_OFF)``); ``args_unsampled_otel``
@@ -40,7 +43,7 @@ from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
@@ -54,7 +57,8 @@ from execscope.autotrace._levels import level_number
 from execscope.autotrace._recorder import Recorder
 from execscope.autotrace._selection import Selection
 from execscope.plan import Level, Plan, Target
-from execscope.settings import Settings
+from execscope.processors._build import build_pipeline
+from execscope.settings import Settings, load_settings
 
 #: Calls per round for each function; the test makes smaller benchmarks with :func:`make_benchmark`.
 CALLS: dict[str, int] = {"f": 4_000, "work": 1_500}
@@ -187,11 +191,15 @@ class Exported(CallVariant):
     """A variant whose spans go through a ``BatchSpanProcessor`` of its own: to an exporter that
     discards them, or over OTLP/gRPC to a receiver process."""
 
-    def __init__(self, label: str, function: str, calls: int, *, otlp: bool = False) -> None:
+    def __init__(
+        self, label: str, function: str, calls: int, *, otlp: bool = False, pipeline: bool = False
+    ) -> None:
         super().__init__(label, function, calls)
         self.otlp = otlp
+        self.pipeline = pipeline
         self._receiver: Receiver | None = None
         self._discard: DiscardExporter | None = None
+        self._pipeline_folder: Path | None = None
 
     def exporter(self) -> SpanExporter:
         if self.otlp:
@@ -200,11 +208,28 @@ class Exported(CallVariant):
         self._discard = DiscardExporter()
         return self._discard
 
-    def processor(self) -> BatchSpanProcessor:
+    def processor(self) -> SpanProcessor:
+        if self.pipeline:
+            return self._execscope_pipeline()
         # The SDK's batch processor with its defaults but a queue no round can fill: with the
         # default 2,048, execscope's recorder (which hands over up to its whole backlog at
         # once) overflows it and the dropped spans would not be exported, flattering its CPU.
         return BatchSpanProcessor(self.exporter(), max_queue_size=BATCH_QUEUE)
+
+    def _execscope_pipeline(self) -> SpanProcessor:
+        """execscope's own span processor, as the distro builds it from default settings (its
+        store and spool in a folder of its own, its status published nowhere)."""
+        self._pipeline_folder = Path(tempfile.mkdtemp(prefix="execscope-bench-pipeline-"))
+        loaded = load_settings(
+            {"store": str(self._pipeline_folder / "store"), "export_queue_size": BATCH_QUEUE},
+            environ={},
+            cwd=self._pipeline_folder,
+        )
+        if loaded.problems:
+            raise RuntimeError(f"settings problems: {loaded.problems}")
+        processor, monitor = build_pipeline(loaded.settings, [self.exporter()], service="execscope-bench")
+        monitor.status_dir = None
+        return processor
 
     def spans_exported(self) -> int:
         if self._receiver is not None:
@@ -224,6 +249,8 @@ class Exported(CallVariant):
         finally:
             if self._receiver is not None:
                 self._receiver.close()
+            if self._pipeline_folder is not None:
+                shutil.rmtree(self._pipeline_folder, ignore_errors=True)
 
 
 class SdkSpan(Exported):
@@ -269,8 +296,9 @@ class Execscope(Exported):
         min_duration_ms: float = 0.0,
         otel_root: bool = False,
         otlp: bool = False,
+        pipeline: bool = False,
     ) -> None:
-        super().__init__(label, function, calls, otlp=otlp)
+        super().__init__(label, function, calls, otlp=otlp, pipeline=pipeline)
         self.level = level
         self.sampled = sampled
         self.min_duration_ms = min_duration_ms
@@ -402,7 +430,12 @@ def _variants(calls: dict[str, int], otlp_calls: int, logfire: bool) -> dict[str
         for level in LEVELS:
             add(f"{level}_below_min", Execscope, level=level, min_duration_ms=MIN_DURATION_MS)
     variants["otlp/sdk_span"] = partial(SdkSpan, "otlp/sdk_span", "f", otlp_calls, otlp=True)
-    variants["otlp/args"] = partial(Execscope, "otlp/args", "f", otlp_calls, level="args", otlp=True)
+    variants["otlp/args"] = partial(
+        Execscope, "otlp/args", "f", otlp_calls, level="args", otlp=True, pipeline=True
+    )
+    variants["otlp/args_sdk_export"] = partial(
+        Execscope, "otlp/args_sdk_export", "f", otlp_calls, level="args", otlp=True
+    )
     return variants
 
 

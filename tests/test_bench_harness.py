@@ -212,3 +212,24 @@ def test_a_baseline_outside_the_variants_is_refused() -> None:
             baseline="a",
             baselines={"a": "missing"},
         )
+
+
+def test_only_keeps_the_matching_variants_and_the_baselines_they_compare_to() -> None:
+    def variant(name: str) -> functools.partial[FakeVariant]:
+        return functools.partial(FakeVariant, name, [1], 1, FakeClock(), [])
+
+    names = ("f/plain", "f/args", "f/timing", "otlp/sdk", "otlp/args")
+    benchmark = Benchmark(
+        name="fake",
+        description="d",
+        variants={name: variant(name) for name in names},
+        baseline="f/plain",
+        baselines={"otlp/sdk": "otlp/sdk", "otlp/args": "otlp/sdk"},
+    )
+
+    only_otlp = benchmark.only(["otlp/a*"])
+    assert list(only_otlp.variants) == ["otlp/sdk", "otlp/args"]
+    assert only_otlp.baseline_of("otlp/args") == "otlp/sdk"
+    assert list(benchmark.only(["f/args", "f/timing"]).variants) == ["f/plain", "f/args", "f/timing"]
+    with pytest.raises(ValueError, match="no variant matches"):
+        benchmark.only(["nothing*"])

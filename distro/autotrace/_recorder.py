@@ -29,6 +29,7 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from execscope._version import __version__
 from execscope.attributes import CORRELATION_ID
+from execscope.capture import SpanBudget, render
 from execscope.processors._correlation import REGISTRY
 
 if TYPE_CHECKING:
@@ -220,6 +221,14 @@ def to_readable_span(call: Call, resource: Resource) -> ReadableSpan:
     attributes: dict[str, Any] = dict(site.attributes)
     if call.attributes:
         attributes.update(call.attributes)
+    deferred = call.deferred
+    if deferred:
+        # Immutable builtin values the calling thread kept unrendered (see Site._capture_arguments).
+        config = site.config
+        limits, redactor = config.limits, config.redactor
+        budget = call.budget or SpanBudget(limits.span_budget)
+        for key, value in deferred:
+            attributes[key] = render(value, limits, budget, redactor)
     # Recorded calls never pass through a span processor's on_start: their correlation id
     # comes from the same per-trace table here, on the recorder's thread.
     attributes[CORRELATION_ID] = REGISTRY.resolve(call.trace_id)

@@ -43,7 +43,7 @@ from opentelemetry.util import types as otel_types
 from execscope.attributes import ARGS_PREFIX, RETURN_VALUE, STATE_DIFF
 from execscope.autotrace._levels import ARGS, FULL, OFF, TIMING, SiteFlags
 from execscope.autotrace._recorder import RECORDER, Recorder
-from execscope.capture import CaptureLimits, SpanBudget, default_redactor, render, render_arguments, snapshot
+from execscope.capture import REDACTED, CaptureLimits, SpanBudget, default_redactor, render, snapshot
 from execscope.capture import Redactor as _Redactor
 from execscope.capture import diff as _diff
 from execscope.processors._governor import SHEDDING
@@ -84,6 +84,10 @@ _SAFE_MESSAGE_TYPES: Final = (str, int, float, bool, bytes, type(None))
 # An exception's ``args`` read from its C slot: ``getattr`` would run an overridden
 # ``__getattribute__`` or an ``args`` property, i.e. user code.
 _EXCEPTION_ARGS: Final = BaseException.__dict__["args"].__get__
+# Immutable builtin values whose rendering cannot run user code and cannot change after the
+# call: the calling thread keeps a reference and the recorder's thread renders them.
+_DEFERRED_TYPES: Final = frozenset({int, float, bool, type(None), str, bytes, complex})
+_MISSING: Final = object()
 
 
 def _suppress_key() -> str:
@@ -118,6 +122,8 @@ class _ContextAccess:
 
 
 _CONTEXT = _ContextAccess()
+_context_get = _CONTEXT.get
+_context_set = _CONTEXT.set
 
 
 def _restore(token: Any, outer: Context) -> None:
@@ -199,6 +205,7 @@ class Call(trace.Span):
         "attributes",
         "budget",
         "closed",
+        "deferred",
         "end_time",
         "events",
         "exception",
@@ -239,6 +246,7 @@ class Call(trace.Span):
         self.state_before: dict[str, str] | None = None
         self.yields = 0
         self.closed = False
+        self.deferred: list[tuple[str, object]] | None = None
         self.name = site.name
         self._span_context: SpanContext | None = None
         self.budget: SpanBudget | None = None
@@ -442,6 +450,7 @@ class Site:
     """
 
     __slots__ = (
+        "arguments",
         "attributes",
         "config",
         "errors",
@@ -492,6 +501,9 @@ class Site:
                 self.state = 2
         self.frames: dict[FrameType, Any] = {}
         self.errors = 0
+        # Per argument captured (see _argument_plan), made at the first capture: a redactor
+        # that fails must fail a call (counted), never the import of the module.
+        self.arguments: tuple[tuple[str, str, bool], ...] | None = None
         # The stable semantic-convention names only (the namespace is part of
         # code.function.name): every attribute costs ~2.4 µs to encode for OTLP, per span.
         self.attributes: dict[str, otel_types.AttributeValue] = {
@@ -509,7 +521,7 @@ class Site:
         if not self.level:
             return
         try:
-            outer = _CONTEXT.get()
+            outer = _context_get()
             if self.min_duration_ns:
                 # Only timed; whether it is recorded is decided when it proves slow.
                 self.frames[_getframe(1)] = _Timed(_time_ns(), outer)
@@ -551,7 +563,11 @@ class Site:
             if self.level >= ARGS:
                 self._capture_arguments(call, frame)
             self.frames[frame] = call
-            call.attach(outer)
+            # Call.attach, inlined: this runs on every recorded call.
+            call.outer = outer
+            inner = call.inner = Context({**outer, _SPAN_KEY: call})
+            call.attached = True
+            call.token = _context_set(inner)
         except Exception:
             self._internal_error()
 
@@ -567,7 +583,9 @@ class Site:
                 return False
             kind = type(state)
             if kind is Call:
-                state.detach()
+                if state.attached:  # Call.detach, inlined
+                    state.attached = False
+                    _restore(state.token, state.outer)
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
                 _restore(state.token, state.outer)
@@ -631,25 +649,53 @@ class Site:
     # -- capture -------------------------------------------------------------------------------
 
     def _capture_arguments(self, call: Call, frame: FrameType) -> None:
-        params = self.params
-        if not params or not SHEDDING.capture_args:
+        if not self.params or not SHEDDING.capture_args:
             return
         values = frame.f_locals
         config = self.config
-        budget = call.budget = SpanBudget(config.limits.span_budget)
-        first = 1 if self.flags & SiteFlags.METHOD else 0
         if not SHEDDING.capture_state:
             pass  # shed under load (the governor's degraded level): no state diff
         elif self.state == 1:
-            owner = values.get(params[0])
+            owner = values.get(self.params[0])
             call.state_owner = owner
             call.state_before = snapshot(owner, config.limits, config.redactor)
         elif self.state == 2:
-            call.state_before = snapshot(values.get(params[0]), config.limits, config.redactor)
-        pairs = [(name, values[name]) for name in params[first:] if name in values]
-        if pairs:
-            rendered = render_arguments(pairs, config.limits, budget, config.redactor)
-            call.attributes = {ARGS_PREFIX + name: text for name, text in rendered.items()}
+            call.state_before = snapshot(values.get(self.params[0]), config.limits, config.redactor)
+        arguments = self.arguments
+        if arguments is None:
+            arguments = self.arguments = self._argument_plan()
+        if not arguments:
+            return
+        attributes: dict[str, otel_types.AttributeValue] = {}
+        deferred = None
+        for name, key, sensitive in arguments:
+            if sensitive:
+                attributes[key] = REDACTED
+                continue
+            value = values.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            if type(value) in _DEFERRED_TYPES:
+                # Rendered by the recorder's thread; the key keeps its place in the order.
+                attributes[key] = ""
+                if deferred is None:
+                    deferred = call.deferred = []
+                deferred.append((key, value))
+            else:
+                budget = call.budget
+                if budget is None:
+                    budget = call.budget = SpanBudget(config.limits.span_budget)
+                attributes[key] = render(value, config.limits, budget, config.redactor)
+        call.attributes = attributes
+
+    def _argument_plan(self) -> tuple[tuple[str, str, bool], ...]:
+        """Per argument captured (a method's instance is not): its name, its attribute key,
+        and whether the name is sensitive, in which case its value is never read at all."""
+        is_sensitive = self.config.redactor.is_sensitive_name
+        return tuple(
+            (name, ARGS_PREFIX + name, is_sensitive(name))
+            for name in self.params[1 if self.flags & SiteFlags.METHOD else 0 :]
+        )
 
     def _finish(
         self,
@@ -666,9 +712,6 @@ class Site:
         call.outer = None
         call.token = None
         config = self.config
-        attributes = call.attributes
-        if attributes is None:
-            attributes = call.attributes = {}
         if exc_type is not None and exc is not None:
             if exc_type is GeneratorExit:
                 call.closed = True
@@ -676,10 +719,22 @@ class Site:
                 message = exception_message(exc)
                 call.exception = (exception_type_name(exc_type), message, stack_summary(tb))
         if self.level >= ARGS and SHEDDING.capture_args:
-            budget = call.budget or SpanBudget(config.limits.span_budget)
+            attributes = call.attributes
+            if attributes is None:
+                attributes = call.attributes = {}
             returned = call.has_return and exc_type is None
             if returned:
-                attributes[RETURN_VALUE] = render(call.returned, config.limits, budget, config.redactor)
+                value = call.returned
+                if type(value) in _DEFERRED_TYPES:
+                    attributes[RETURN_VALUE] = ""
+                    if call.deferred is None:
+                        call.deferred = []
+                    call.deferred.append((RETURN_VALUE, value))
+                else:
+                    budget = call.budget
+                    if budget is None:
+                        budget = call.budget = SpanBudget(config.limits.span_budget)
+                    attributes[RETURN_VALUE] = render(value, config.limits, budget, config.redactor)
             # The state after: the instance's own (it changed in place, even if the call raised),
             # or for a reducer the new state it returned.
             if call.state_before is not None and (self.state == 1 or (self.state == 2 and returned)):

@@ -18,6 +18,7 @@ from recording_helpers import attr, attributes, captured, event, source
 
 from execscope.autotrace import sites_of
 from execscope.autotrace._levels import ARGS, TIMING
+from execscope.capture import BUDGET_EXHAUSTED, CaptureLimits
 from execscope.plan import Plan, Target
 
 
@@ -191,6 +192,52 @@ def test_arguments_are_recorded_as_passed_before_the_body_changes_them(
 
     assert items == [1, 2, 3, 4]
     assert attr(rec.span("mutate"), "execscope.args.items") == "[1, 2, 3]"
+
+
+MIXED = source(
+    """
+    def mixed(numbers, count, name, blob, ratio, flag, nothing, z, huge):
+        return name
+    """
+)
+
+
+def test_immutable_values_rendered_later_read_as_any_value_and_keep_the_signatures_order(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """Immutable builtin values (int, float, bool, None, str, bytes, complex) are rendered by the
+    recorder's thread, other values by the calling thread: a reader can tell neither apart."""
+    module = import_source(tmp_path, MIXED)
+    name = "token is Bearer abcdefghijklmnop"
+
+    module.mixed([1, 2], 3, name, b"\x00ab", 0.5, True, None, 1j, 10**20)
+
+    assert list(captured(rec.span("mixed")).items()) == [
+        ("execscope.args.numbers", "[1, 2]"),
+        ("execscope.args.count", "3"),
+        ("execscope.args.name", "'token is Bearer [redacted]'"),
+        ("execscope.args.blob", "b'\\x00ab'"),
+        ("execscope.args.ratio", "0.5"),
+        ("execscope.args.flag", "True"),
+        ("execscope.args.nothing", "None"),
+        ("execscope.args.z", "1j"),
+        ("execscope.args.huge", "100000000000000000000"),
+        ("execscope.return", "'token is Bearer [redacted]'"),
+    ]
+
+
+def test_values_rendered_later_still_share_the_spans_budget(tmp_path: Path) -> None:
+    with recording(limits=CaptureLimits(budget=300, span_budget=300)) as rec:
+        module = import_source(tmp_path, MIXED)
+        long = "x" * 1000
+
+        module.mixed(["y" * 1000], 3, long, b"", 0.5, True, None, 1j, 2)
+
+        values = captured(rec.span("mixed"))
+    assert sum(len(text) for text in values.values() if text != BUDGET_EXHAUSTED) <= 300
+    assert values["execscope.args.numbers"].startswith("['yyy")  # rendered first, by the caller
+    assert values["execscope.args.count"] == "3"
+    assert values["execscope.return"] == BUDGET_EXHAUSTED
 
 
 def test_function_without_return_statement_records_no_return_value(rec: Recording, tmp_path: Path) -> None:
