@@ -75,13 +75,18 @@ class SpanMasking:
     ``db_sanitize``), and so that the pipeline asks one cheap question (``enabled``) per span.
     """
 
-    __slots__ = ("enabled", "redactor", "sanitize_sql")
+    __slots__ = ("clean", "enabled", "redactor", "sanitize_sql")
 
     def __init__(self, redactor: Redactor, *, sanitize_sql: bool) -> None:
         self.redactor = redactor
         self.sanitize_sql = sanitize_sql
         #: Whether masking can change anything at all (False: spans pass untouched).
         self.enabled = redactor.enabled or sanitize_sql
+        #: ``(key, value)`` string attributes already found to need no masking. Most of a span's
+        #: strings repeat from span to span (a function's name and file, a route, a service's
+        #: peer): one set lookup then replaces the name and value pattern checks. Only clean
+        #: pairs are kept, so no credential is held here.
+        self.clean: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"SpanMasking({self.redactor!r}, sanitize_sql={self.sanitize_sql})"
@@ -97,6 +102,10 @@ def as_masking(masking: SpanMasking | Redactor) -> SpanMasking:
 def _sensitive_key(key: str, redactor: Redactor) -> bool:
     return redactor.is_sensitive_name(key.rpartition(".")[2] or key)
 
+
+# Bounds of SpanMasking.clean: at most this many pairs of strings this long (about 1 MB).
+_CLEAN_MAX_ENTRIES: Final = 4096
+_CLEAN_MAX_LENGTH: Final = 256
 
 #: Attributes holding a URL or its query string (old and new HTTP semantic conventions).
 URL_KEYS: Final = frozenset({"url.full", "url.query", "url.original", "http.url", "http.target"})
@@ -165,11 +174,23 @@ def redact_attributes(
         return {**attributes, **sql} if sql else None
     changed: dict[str, Any] | None = None
     has_sql = False
+    clean = masking.clean
     for key, value in attributes.items():
         if key in _SQL_KEYS:
             has_sql = True  # masked below, once the whole span has been read
             continue
-        masked = redact_attribute(key, value, redactor)
+        if type(value) is str and len(value) <= _CLEAN_MAX_LENGTH:
+            pair = (key, value)
+            if pair in clean:
+                continue
+            masked = redact_attribute(key, value, redactor)
+            if masked is value:
+                if len(clean) >= _CLEAN_MAX_ENTRIES:
+                    clean.clear()
+                clean.add(pair)
+                continue
+        else:
+            masked = redact_attribute(key, value, redactor)
         if masked is not value and masked != value:
             if changed is None:
                 changed = dict(attributes)

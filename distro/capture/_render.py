@@ -912,6 +912,16 @@ def render(
     ``budget`` (which it is charged to); ``<budget exhausted>`` once that is nothing.
     ``redactor`` defaults to ``default_redactor()``; pass ``NoopRedactor()`` to disable.
     """
+    # The commonest values first: a small int, a bool or None is its repr (at most 16
+    # characters, within any valid ``limits.budget``), with nothing to redact.
+    tp = type(value)
+    if (tp is int and -_SMALL_INT < value < _SMALL_INT) or tp is bool or value is None:  # type: ignore[operator]
+        text = repr(value)
+        if budget is None:
+            return text
+        if budget.remaining >= len(text):
+            budget.remaining -= len(text)
+            return text
     return _render_charged(value, limits, budget, _active(redactor))
 
 

@@ -9,7 +9,7 @@ from pipeline_helpers import in_memory
 
 from execscope.capture import REDACTED, NoopRedactor, Redactor
 from execscope.processors._redact_span import redact_span
-from execscope.processors._redaction import redact_attribute, redact_attributes
+from execscope.processors._redaction import SpanMasking, redact_attribute, redact_attributes
 
 REDACTOR = Redactor()
 CARD = "4111 1111 1111 1111"
@@ -107,3 +107,19 @@ def test_sensitive_query_parameters_are_masked_in_urls_and_the_rest_is_kept() ->
 def test_a_url_without_sensitive_parameters_is_left_as_it_is() -> None:
     url = "http://shop/api/orders?page=2"
     assert redact_attribute("url.full", url, REDACTOR) is url
+
+
+def test_strings_seen_clean_before_are_skipped_and_credentials_are_masked_every_time() -> None:
+    masking = SpanMasking(Redactor(), sanitize_sql=False)
+    clean = {"code.function.name": "shop.checkout", "execscope.args.note": "gift wrap"}
+    secret = {"execscope.args.note": "Bearer abcdefghijklmnop", "execscope.args.password": "gift wrap"}
+
+    for _ in range(3):
+        assert redact_attributes(clean, masking) is None
+        assert redact_attributes(secret, masking) == {
+            "execscope.args.note": f"Bearer {REDACTED}",
+            "execscope.args.password": REDACTED,
+        }
+
+    # Only pairs that needed no masking are remembered: no credential is kept for later.
+    assert masking.clean == {("code.function.name", "shop.checkout"), ("execscope.args.note", "gift wrap")}
