@@ -5,7 +5,7 @@ package list is computed here: `distro/` is `execscope`, and each other code fol
 a sub-package of it. Every sub-package below those folders is found automatically.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 ROOTS = {
     "execscope": "distro",
@@ -22,4 +22,13 @@ for name, folder in ROOTS.items():
         packages.append(f"{name}.{sub}")
         package_dir[f"{name}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
 
-setup(packages=packages, package_dir=package_dir)
+# The auto-instrumentor's per-call fast path. Optional: where it cannot be compiled (no C
+# compiler, an interpreter without the C API) the package installs without it and the
+# pure-Python implementation of the same path is used; `execscope config` tells which one runs.
+speedups = Extension(
+    "execscope.autotrace._speedups",
+    sources=["distro/autotrace/_speedups.c"],
+    optional=True,
+)
+
+setup(packages=packages, package_dir=package_dir, ext_modules=[speedups])

@@ -126,8 +126,11 @@ def install(
                 root_sampled=root_sampler(provider.sampler),
                 recorder=RECORDER,
                 active=True,
+                accelerated=settings.autotrace_accelerator,
             )
         )
+        if settings.autotrace_accelerator and not _runtime.accelerated():
+            _logger.info("execscope: the auto-instrumentor's C fast path is not compiled here; using Python")
         RECORDER.start(processor.on_end, provider.resource)
         early = imported_too_early(selection)
         if early:

@@ -21,6 +21,7 @@ counts them and carries on as if the call were not selected.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
@@ -30,7 +31,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from random import Random
 from types import FrameType, TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -334,8 +335,10 @@ class _Timed:
 
     __slots__ = ("has_return", "outer", "returned", "start", "yields")
 
-    def __init__(self, start: int, outer: Context) -> None:
+    def __init__(self, start: int, outer: Context | None) -> None:
         self.start = start
+        # The context current when it started (a generator's; None for a plain function,
+        # whose context is the same when it ends).
         self.outer = outer
         self.has_return = False
         self.returned: object = None
@@ -407,7 +410,7 @@ class RuntimeConfig:
     the configuration that was current when their module was imported. ``active`` is False
     until the auto-instrumentor is installed: rewritten code run without it records nothing."""
 
-    __slots__ = ("active", "limits", "recorder", "redactor", "root_sampled")
+    __slots__ = ("accelerated", "active", "limits", "recorder", "redactor", "root_sampled")
 
     def __init__(
         self,
@@ -416,12 +419,15 @@ class RuntimeConfig:
         root_sampled: Callable[[int, str], bool] | None = None,
         recorder: Recorder | None = None,
         active: bool = False,
+        accelerated: bool = True,
     ) -> None:
         self.limits = limits or CaptureLimits()
         self.redactor = redactor or default_redactor()
         self.root_sampled = root_sampled or _always
         self.recorder = recorder or RECORDER
         self.active = active
+        #: Use the C core where it is available (False: the pure-Python core, same behaviour).
+        self.accelerated = accelerated
 
 
 def _always(trace_id: int, name: str) -> bool:
@@ -447,26 +453,57 @@ class Site:
     ``__enter__``/``__exit__`` are called by the ``with`` the rewriter puts around the body;
     ``ret``, ``suspend``, ``resume`` and ``delegate`` by its rewritten ``return``, ``yield``
     and ``yield from``. ``frames`` maps each calling frame to its per-call state.
+
+    This class holds the recording logic. ``__enter__``, ``__exit__`` and ``ret`` come from a
+    core: the C one (``_speedups.SiteCore``) where it was compiled, or the pure-Python
+    :class:`_PythonCore` (``RuntimeConfig.accelerated`` false, or no C extension). Both answer
+    the calls that record nothing themselves and hand every other one to ``_enter_slow``,
+    ``_exit_slow`` and ``_ret_slow`` with the calling frame. ``Site(...)`` makes the class with
+    the core the configuration asks for.
     """
 
-    __slots__ = (
-        "arguments",
-        "attributes",
-        "config",
-        "errors",
-        "filename",
-        "flags",
-        "frames",
-        "level",
-        "lineno",
-        "min_duration_ns",
-        "module",
-        "name",
-        "params",
-        "qualname",
-        "sample_rate",
-        "state",
-    )
+    if TYPE_CHECKING:  # the concrete classes' slots, and the core's methods
+        frames: dict[FrameType, Any]
+        level: int
+        min_duration_ns: int
+        timed_in_c: int
+        arguments: tuple[tuple[str, str, bool], ...] | None
+        attributes: dict[str, otel_types.AttributeValue]
+        config: RuntimeConfig
+        errors: int
+        filename: str
+        flags: int
+        lineno: int
+        module: str
+        name: str
+        params: tuple[str, ...]
+        qualname: str
+        sample_rate: float
+        state: int
+
+        def __enter__(self) -> None: ...
+
+        def __exit__(
+            self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        ) -> Literal[False]: ...
+
+        def ret(self, value: Any) -> Any: ...
+
+    else:
+        __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Site:
+        concrete: type[Site] = cls
+        if cls is Site:
+            config = kwargs.get("config", args[9] if len(args) > 9 else None)
+            use_c = config is None or getattr(config, "accelerated", True)
+            concrete = AcceleratedSite if use_c and AcceleratedSite is not None else PythonSite
+        if _SiteCore is not None and issubclass(concrete, _SiteCore):
+            made: Site = _SiteCore.__new__(concrete)
+            return made
+        site: Site = object.__new__(concrete)
+        site.frames = {}
+        return site
 
     def __init__(
         self,
@@ -492,6 +529,9 @@ class Site:
         self.level = level if config.active else OFF
         self.sample_rate = sample_rate
         self.min_duration_ns = int(min_duration * 1e9)
+        # A timed call of a plain function keeps its start (an int) as its state, which the C
+        # core can test without calling back; a generator's must count its yields.
+        self.timed_in_c = 1 if self.min_duration_ns and not flags & SiteFlags.GENERATOR else 0
         # Which state is diffed: 0 none, 1 the instance (first parameter), 2 reducer-style.
         self.state = 0
         if level >= FULL and self.params:
@@ -499,7 +539,6 @@ class Site:
                 self.state = 1
             elif flags & SiteFlags.REDUCER:
                 self.state = 2
-        self.frames: dict[FrameType, Any] = {}
         self.errors = 0
         # Per argument captured (see _argument_plan), made at the first capture: a redactor
         # that fails must fail a call (counted), never the import of the module.
@@ -517,14 +556,15 @@ class Site:
 
     # -- entry and exit -------------------------------------------------------------------------
 
-    def __enter__(self) -> None:
-        if not self.level:
-            return
+    def _enter_slow(self, outer: Context | None, frame: FrameType) -> None:
+        """A call the core could not settle: a generator timed for ``min_duration``, or a call
+        that may be recorded (the sampling decision, then the recorded call is started)."""
         try:
-            outer = _context_get()
+            if outer is None:
+                outer = _context_get()
             if self.min_duration_ns:
                 # Only timed; whether it is recorded is decided when it proves slow.
-                self.frames[_getframe(1)] = _Timed(_time_ns(), outer)
+                self.frames[frame] = _time_ns() if self.timed_in_c else _Timed(_time_ns(), outer)
                 return
             parent = outer.get(_SPAN_KEY)
             kind = type(parent)
@@ -551,14 +591,12 @@ class Site:
                         return
                     trace_id = getrandbits(128) or 1
                     if not (self.config.root_sampled(trace_id, self.name) and random() < self.sample_rate):
-                        frame = _getframe(1)
                         marker = _Marker(outer)
                         self.frames[frame] = marker
                         marker.token = _CONTEXT.set(Context({**outer, _SPAN_KEY: Unsampled()}))
                         return
                     parent_id = 0
                     parent_context = None
-            frame = _getframe(1)
             call = Call(self, trace_id, parent_id, parent_context)
             if self.level >= ARGS:
                 self._capture_arguments(call, frame)
@@ -571,16 +609,19 @@ class Site:
         except Exception:
             self._internal_error()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Literal[False]:
-        if not self.frames:
-            return False
+    def _exit_slow(
+        self,
+        frame: FrameType,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The end of a call that has a state: record it, restore the context, or (timed)
+        record it after the fact if it proved slow."""
         try:
-            frame = _getframe(1)
             state = self.frames.pop(frame, None)
             if state is None:
-                return False
+                return
             kind = type(state)
             if kind is Call:
                 if state.attached:  # Call.detach, inlined
@@ -589,27 +630,35 @@ class Site:
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
                 _restore(state.token, state.outer)
-            # Most timed calls stay below min_duration: decided here, without another call
-            # (_finish_timed checks again, on its own reading of the clock).
+            elif kind is int:
+                if _time_ns() - state >= self.min_duration_ns:
+                    self._finish_timed(_Timed(state, None), frame, exc_type, exc, tb)
             elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
-        return False
+
+    def _ret_slow(self, frame: FrameType, value: Any) -> Any:
+        """``return value`` while some call of this site has a state: remembered if it is the
+        calling frame's, returned unchanged."""
+        try:
+            frames = self.frames
+            call = frames.get(frame)
+            if call is None:
+                return value
+            kind = type(call)
+            if kind is int:
+                # A timed call: keep the value, in case the call proves slow.
+                call = frames[frame] = _Timed(call, None)
+                kind = _Timed
+            if kind is Call or kind is _Timed:
+                call.returned = value
+                call.has_return = True
+        except Exception:
+            self._internal_error()
+        return value
 
     # -- return values and generators ----------------------------------------------------------
-
-    def ret(self, value: Any) -> Any:
-        """``return value`` of the rewritten function: remembered, returned unchanged."""
-        if self.frames:
-            try:
-                call = self.frames.get(_getframe(1))
-                if call is not None and (type(call) is Call or type(call) is _Timed):
-                    call.returned = value
-                    call.has_return = True
-            except Exception:
-                self._internal_error()
-        return value
 
     def suspend(self, value: Any) -> Any:
         """Just before a ``yield``: give the consumer back its own context, count the yield."""
@@ -762,7 +811,8 @@ class Site:
             return
         # The call proved slow: record it after the fact, under the span that was current
         # when it started. Its arguments are read now (as bound at the end of the call).
-        parent = timed.outer.get(_SPAN_KEY)
+        outer = timed.outer if timed.outer is not None else _context_get()
+        parent = outer.get(_SPAN_KEY)
         if type(parent) is Call:
             trace_id, parent_id, parent_context = parent.trace_id, parent.span_id, None
         elif type(parent) is Unsampled:
@@ -774,7 +824,7 @@ class Site:
                     return
                 trace_id, parent_id = parent_context.trace_id, parent_context.span_id
             else:
-                if timed.outer.get(_SUPPRESS_KEY):
+                if outer.get(_SUPPRESS_KEY):
                     return
                 trace_id, parent_id, parent_context = getrandbits(128) or 1, 0, None
                 if not self.config.root_sampled(trace_id, self.name):
@@ -799,6 +849,102 @@ class Site:
                 exc_info=True,
             )
         self.config.recorder.count_internal_error()
+
+
+class _PythonCore:
+    """The pure-Python core of a :class:`Site`: what the C core does, for interpreters where it
+    is not compiled and for ``RuntimeConfig(accelerated=False)``."""
+
+    __slots__ = ("frames", "level", "min_duration_ns", "timed_in_c")
+
+    def __enter__(self: Any) -> None:
+        if not self.level:
+            return
+        try:
+            outer = _context_get()
+            parent = outer.get(_SPAN_KEY)
+            if type(parent) is Unsampled or parent is _DROPPED_PARENT[0]:
+                return  # below a dropped local root, or a not-sampled span of another tracer
+            if self.timed_in_c:
+                self.frames[_getframe(1)] = _time_ns()
+                return
+            self._enter_slow(outer, _getframe(1))
+        except Exception:
+            self._internal_error()
+
+    def __exit__(
+        self: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if not self.frames:
+            return False
+        try:
+            frame = _getframe(1)
+            state = self.frames.get(frame)
+            if state is None:
+                return False
+            # Most timed calls stay below min_duration: decided here, without another call.
+            if type(state) is int and _time_ns() - state < self.min_duration_ns:
+                del self.frames[frame]
+                return False
+            self._exit_slow(frame, exc_type, exc, tb)
+        except Exception:
+            self._internal_error()
+        return False
+
+    def ret(self: Any, value: Any) -> Any:
+        """``return value`` of the rewritten function: remembered, returned unchanged."""
+        if self.frames:
+            return self._ret_slow(_getframe(1), value)
+        return value
+
+
+_SITE_SLOTS: Final = (
+    "arguments",
+    "attributes",
+    "config",
+    "errors",
+    "filename",
+    "flags",
+    "lineno",
+    "module",
+    "name",
+    "params",
+    "qualname",
+    "sample_rate",
+    "state",
+)
+
+
+class PythonSite(_PythonCore, Site):
+    __slots__ = _SITE_SLOTS
+
+
+def _load_c_core() -> type | None:
+    """The C core, configured with what its fast path reads; None where it cannot be used."""
+    var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    if not isinstance(var, contextvars.ContextVar):
+        return None  # a custom OTEL_PYTHON_CONTEXT: only the public API reaches it
+    try:
+        from execscope.autotrace import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _speedups.configure(var, _SPAN_KEY, Unsampled, _DROPPED_PARENT)
+    core: type = _speedups.SiteCore
+    return core
+
+
+_SiteCore: Final[Any] = _load_c_core()
+#: The site class with the C core, or None where it is not available (see ``accelerated()``).
+AcceleratedSite: type[Site] | None = (
+    type("AcceleratedSite", (_SiteCore, Site), {"__slots__": _SITE_SLOTS, "__module__": __name__})
+    if _SiteCore is not None
+    else None
+)
+
+
+def accelerated() -> bool:
+    """Whether rewritten functions can run on the C core here (it was compiled and loads)."""
+    return AcceleratedSite is not None
 
 
 Descriptor = tuple[str, int, tuple[str, ...], int, int, float, float]

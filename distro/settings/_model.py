@@ -87,6 +87,12 @@ class Settings:
     autotrace_exclude: tuple[str, ...] = _setting(
         (), p.parse_module_globs, "Dotted module globs never rewritten (a module covers its submodules)."
     )
+    autotrace_accelerator: bool = _setting(
+        True,
+        p.parse_bool,
+        "Run the per-call fast path of rewritten functions in C where it was compiled at install; "
+        "`false`: the pure-Python path (same behaviour, slower).",
+    )
     capture_max_depth: int = _setting(
         3, p.parse_int_range(0, 64), "Nesting levels shown of a captured value."
     )

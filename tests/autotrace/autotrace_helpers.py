@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +30,12 @@ from execscope.autotrace._recorder import RECORDER
 from execscope.autotrace._selection import Selection
 from execscope.capture import CaptureLimits, Redactor, default_redactor
 from execscope.plan import Plan
+from execscope.settings import load_settings
 
 _counter = itertools.count()
+#: Which core rewritten functions run on in these tests: the C one, unless the run asks for the
+#: pure-Python one with ``EXECSCOPE_AUTOTRACE_ACCELERATOR=false`` (test_python_core.py does).
+ACCELERATED: bool = load_settings({}, environ=dict(os.environ)).settings.autotrace_accelerator
 
 
 class Recording:
@@ -74,6 +79,7 @@ def recording(
             root_sampled=root_sampler(provider.sampler),
             recorder=RECORDER,
             active=True,
+            accelerated=ACCELERATED,
         )
     )
     RECORDER.start(provider._active_span_processor.on_end, provider.resource)

@@ -1,0 +1,337 @@
+/*
+ * The auto-instrumentor's hot path in C: what a rewritten function runs on every call when
+ * the call records nothing.
+ *
+ * Why C: the ``with`` statement the rewriter puts around a function body calls ``__enter__``
+ * and ``__exit__``. Written in Python, those two calls alone cost about 100 ns before doing
+ * anything, which leaves no room for the "not sampled" and "below min_duration" cases to stay
+ * under their budget of 300 ns per call. As C methods they cost a few ns, and the checks
+ * behind them (is the current span a not-sampled marker? has this timed call stayed below its
+ * threshold?) are a handful of pointer comparisons.
+ *
+ * What is here is deliberately small. ``SiteCore`` is the base of the Python class ``Site``
+ * (distro/autotrace/_runtime.py), which holds all the recording logic. The C methods answer
+ * only the cases that record nothing and hand every other case to ``Site``'s Python methods
+ * ``_enter_slow``, ``_exit_slow`` and ``_ret_slow``, which are also what the pure-Python core
+ * calls, so both cores share one implementation of everything that records. Called from C, those
+ * methods see the rewritten function's frame as ``sys._getframe(1)``, exactly as when called
+ * from Python code in that function.
+ *
+ * Nothing here may raise into the host program: an internal failure is cleared and the call
+ * goes on as if it were not selected.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <time.h>
+
+typedef struct {
+    PyObject_HEAD
+    /* The recording level (0: this site records nothing). */
+    int level;
+    /* Calls shorter than this leave no span (0: every call is recorded when sampled). */
+    long long min_duration_ns;
+    /* 1 if a call below min_duration can be timed here with an int start as its state (the
+     * site is not a generator, whose state must count yields). */
+    int timed_in_c;
+    /* Calling frame -> per-call state, shared with the Python methods. */
+    PyObject *frames;
+} SiteCore;
+
+/* Set once by configure(): the OpenTelemetry context variable, the key of the current span in
+ * a context, the type of the not-sampled marker, and the one-item list holding the last
+ * not-sampled span of another tracer. */
+static PyObject *context_var = NULL;
+static PyObject *span_key = NULL;
+static PyObject *unsampled_type = NULL;
+static PyObject *dropped_parent = NULL;
+
+static PyObject *str_enter_slow = NULL;
+static PyObject *str_exit_slow = NULL;
+static PyObject *str_ret_slow = NULL;
+
+static long long
+now_ns(void)
+{
+    struct timespec ts;
+    /* The clock of time.time_ns(): span start and end times are wall-clock epoch times. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static PyObject *
+call_slow(SiteCore *self, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[5];
+    stack[0] = (PyObject *)self;
+    for (size_t i = 0; i < nargs; i++) {
+        stack[i + 1] = args[i];
+    }
+    return PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* The span current in ``context`` (borrowed), or NULL. */
+static PyObject *
+current_span(PyObject *context)
+{
+    if (context == NULL || !PyDict_Check(context)) {
+        return NULL;
+    }
+    PyObject *span = PyDict_GetItemWithError(context, span_key);
+    if (span == NULL) {
+        PyErr_Clear();
+    }
+    return span;
+}
+
+static PyObject *
+SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->level) {
+        Py_RETURN_NONE;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *context = NULL;
+    if (context_var != NULL && PyContextVar_Get(context_var, NULL, &context) < 0) {
+        PyErr_Clear();
+        context = NULL;
+    }
+    PyObject *parent = current_span(context);
+    if (parent != NULL
+        && ((PyObject *)Py_TYPE(parent) == unsampled_type
+            || parent == PyList_GET_ITEM(dropped_parent, 0))) {
+        /* Below a local root head sampling dropped, or an SDK span that is not sampled. */
+        Py_XDECREF(context);
+        Py_RETURN_NONE;
+    }
+    if (self->timed_in_c && self->min_duration_ns > 0) {
+        /* Only timed: whether it is recorded is decided when it proves slow (in Python). */
+        PyObject *start = PyLong_FromLongLong(now_ns());
+        if (start == NULL || PyDict_SetItem(self->frames, (PyObject *)frame, start) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(start);
+        Py_XDECREF(context);
+        Py_RETURN_NONE;
+    }
+    PyObject *args[2] = {context != NULL ? context : Py_None, (PyObject *)frame};
+    PyObject *result = call_slow(self, str_enter_slow, args, 2);
+    Py_XDECREF(context);
+    if (result == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SiteCore_exit(SiteCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "__exit__ takes exactly 3 arguments");
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(self->frames) == 0) {
+        Py_RETURN_FALSE;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *state = PyDict_GetItemWithError(self->frames, (PyObject *)frame);
+    if (state == NULL) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    if (PyLong_CheckExact(state)) {
+        long long start = PyLong_AsLongLong(state);
+        if (start == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        else if (now_ns() - start < self->min_duration_ns) {
+            /* The common timed case: it stayed below min_duration and leaves nothing. */
+            if (PyDict_DelItem(self->frames, (PyObject *)frame) < 0) {
+                PyErr_Clear();
+            }
+            Py_RETURN_FALSE;
+        }
+    }
+    PyObject *slow_args[4] = {(PyObject *)frame, args[0], args[1], args[2]};
+    PyObject *result = call_slow(self, str_exit_slow, slow_args, 4);
+    if (result == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+SiteCore_ret(SiteCore *self, PyObject *value)
+{
+    if (PyDict_GET_SIZE(self->frames) == 0) {
+        return Py_NewRef(value);
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) {
+        return Py_NewRef(value);
+    }
+    PyObject *args[2] = {(PyObject *)frame, value};
+    PyObject *result = call_slow(self, str_ret_slow, args, 2);
+    if (result == NULL) {
+        PyErr_Clear();
+        return Py_NewRef(value);
+    }
+    return result;
+}
+
+static PyObject *
+SiteCore_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    SiteCore *self = (SiteCore *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->frames = PyDict_New();
+    if (self->frames == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+SiteCore_traverse(SiteCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->frames);
+    return 0;
+}
+
+static int
+SiteCore_clear(SiteCore *self)
+{
+    Py_CLEAR(self->frames);
+    return 0;
+}
+
+static void
+SiteCore_dealloc(SiteCore *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    SiteCore_clear(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyMethodDef SiteCore_methods[] = {
+    {"__enter__", (PyCFunction)SiteCore_enter, METH_NOARGS, "Start of the rewritten body."},
+    {"__exit__", (PyCFunction)(void (*)(void))SiteCore_exit, METH_FASTCALL, "End of the rewritten body."},
+    {"ret", (PyCFunction)SiteCore_ret, METH_O, "``return value``: remembered, returned unchanged."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef SiteCore_members[] = {
+    {"level", T_INT, offsetof(SiteCore, level), 0, "The recording level (0: records nothing)."},
+    {"min_duration_ns", T_LONGLONG, offsetof(SiteCore, min_duration_ns), 0,
+     "Calls shorter than this leave no span."},
+    {"timed_in_c", T_INT, offsetof(SiteCore, timed_in_c), 0,
+     "Whether a timed call's start is kept as an int (not for generators)."},
+    {"frames", T_OBJECT, offsetof(SiteCore, frames), READONLY, "Calling frame -> per-call state."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot SiteCore_slots[] = {
+    {Py_tp_doc, "The C part of a rewritten function's Site: the cases that record nothing."},
+    {Py_tp_new, SiteCore_new},
+    {Py_tp_dealloc, SiteCore_dealloc},
+    {Py_tp_traverse, SiteCore_traverse},
+    {Py_tp_clear, SiteCore_clear},
+    {Py_tp_methods, SiteCore_methods},
+    {Py_tp_members, SiteCore_members},
+    {0, NULL},
+};
+
+static PyType_Spec SiteCore_spec = {
+    .name = "execscope.autotrace._speedups.SiteCore",
+    .basicsize = sizeof(SiteCore),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = SiteCore_slots,
+};
+
+static PyObject *
+speedups_configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(context_var, span_key, unsampled_type, dropped_parent)");
+        return NULL;
+    }
+    if (!PyContextVar_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "context_var must be a contextvars.ContextVar");
+        return NULL;
+    }
+    if (!PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "unsampled_type must be a type");
+        return NULL;
+    }
+    if (!PyList_CheckExact(args[3]) || PyList_GET_SIZE(args[3]) != 1) {
+        PyErr_SetString(PyExc_TypeError, "dropped_parent must be a list of one item");
+        return NULL;
+    }
+    Py_XSETREF(context_var, Py_NewRef(args[0]));
+    Py_XSETREF(span_key, Py_NewRef(args[1]));
+    Py_XSETREF(unsampled_type, Py_NewRef(args[2]));
+    Py_XSETREF(dropped_parent, Py_NewRef(args[3]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))speedups_configure, METH_FASTCALL,
+     "configure(context_var, span_key, unsampled_type, dropped_parent): what the fast path reads."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+module_exec(PyObject *module)
+{
+    str_enter_slow = PyUnicode_InternFromString("_enter_slow");
+    str_exit_slow = PyUnicode_InternFromString("_exit_slow");
+    str_ret_slow = PyUnicode_InternFromString("_ret_slow");
+    if (str_enter_slow == NULL || str_exit_slow == NULL || str_ret_slow == NULL) {
+        return -1;
+    }
+    PyObject *type = PyType_FromSpec(&SiteCore_spec);
+    if (type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "SiteCore", type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "execscope.autotrace._speedups",
+    .m_doc = "The auto-instrumentor's per-call fast path (see _runtime.Site).",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}
