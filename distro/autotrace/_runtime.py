@@ -630,9 +630,13 @@ class Site:
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
                 _restore(state.token, state.outer)
-            elif kind is int:
-                if _time_ns() - state >= self.min_duration_ns:
-                    self._finish_timed(_Timed(state, None), frame, exc_type, exc, tb)
+            elif kind is int or kind is tuple:
+                # A timed plain function: its start, or (start, returned value).
+                timed = _Timed(state, None) if kind is int else _Timed(state[0], None)
+                if kind is tuple:
+                    timed.returned, timed.has_return = state[1], True
+                if _time_ns() - timed.start >= self.min_duration_ns:
+                    self._finish_timed(timed, frame, exc_type, exc, tb)
             elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
         except Exception:
@@ -648,10 +652,9 @@ class Site:
                 return value
             kind = type(call)
             if kind is int:
-                # A timed call: keep the value, in case the call proves slow.
-                call = frames[frame] = _Timed(call, None)
-                kind = _Timed
-            if kind is Call or kind is _Timed:
+                # A timed call: keep the value beside its start, in case the call proves slow.
+                frames[frame] = (call, value)
+            elif kind is Call or kind is _Timed:
                 call.returned = value
                 call.has_return = True
         except Exception:
@@ -883,9 +886,12 @@ class _PythonCore:
             if state is None:
                 return False
             # Most timed calls stay below min_duration: decided here, without another call.
-            if type(state) is int and _time_ns() - state < self.min_duration_ns:
-                del self.frames[frame]
-                return False
+            kind = type(state)
+            if kind is int or kind is tuple:
+                start = state if kind is int else state[0]
+                if _time_ns() - start < self.min_duration_ns:
+                    del self.frames[frame]
+                    return False
             self._exit_slow(frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
@@ -928,7 +934,7 @@ def _load_c_core() -> type | None:
         from execscope.autotrace import _speedups  # type: ignore[attr-defined]
     except ImportError:
         return None
-    _speedups.configure(var, _SPAN_KEY, Unsampled, _DROPPED_PARENT)
+    _speedups.configure(var, _SPAN_KEY, Unsampled, _DROPPED_PARENT, Call)
     core: type = _speedups.SiteCore
     return core
 
@@ -967,41 +973,197 @@ class _NoSites:
 _NO_SITES: Final = _NoSites()
 
 
-def _unregistered(key: str) -> _NoSites:
+def _parse_descriptor(line: str) -> Descriptor:
+    """One line of the text the rewriter's ``describe_sites`` writes: the ``repr`` of one
+    descriptor, e.g. ``('C.m', 12, ('self', 'x'), 7, 3, 1.0, 0.0)``. Its names are identifiers,
+    written between quotes as they are, with no comma or parenthesis in them: splitting at the
+    separators reads the descriptor back exactly (``literal_eval`` would take ~10 µs a line)."""
+    head, _, rest = line[1:-1].partition(", (")
+    qualname, lineno = head.rsplit(", ", 1)
+    names, _, numbers = rest.partition("), ")
+    params = tuple(name.strip()[1:-1] for name in names.split(",") if name.strip())
+    flags, level, rate, min_duration = numbers.split(", ")
+    return (qualname[1:-1], int(lineno), params, int(flags), int(level), float(rate), float(min_duration))
+
+
+class _BuildsSite:
+    """``__enter__`` and ``__exit__`` of a :class:`_PendingSite`. A ``with`` looks both up on
+    its manager's type when it starts, as descriptors, so the lookup is where the real site is
+    built: it returns that site's bound method, which the interpreter then calls from the
+    rewritten function's own frame, the frame a site takes for its caller's."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, pending: _PendingSite | None, owner: type | None = None) -> Any:
+        if pending is None:
+            return self
+        return getattr(pending.resolve(), self.name)
+
+
+class _PendingSite:
+    """Stands in a module's list in the registry for a site not built yet. The first ``with``
+    of its function builds the :class:`Site` and puts it in its place, so from then on the
+    rewritten code finds the real site by the same attribute load and list index as if it had
+    been built at import. Any other attribute (``ret``, ``suspend``, ``resume``, ``delegate``,
+    ``qualname``...) is the real site's."""
+
+    __slots__ = ("_index", "_module")
+
+    __enter__ = _BuildsSite("__enter__")
+    __exit__ = _BuildsSite("__exit__")
+
+    def __init__(self, module: _ModuleSites, index: int) -> None:
+        self._module = module
+        self._index = index
+
+    def resolve(self) -> Site:
+        return self._module.site(self._index)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+    def __repr__(self) -> str:
+        return f"<site {self._index} of {self._module.module}, built when first used>"
+
+
+class _ModuleSites:
+    """One version of a rewritten module as its first statement registered it: what its sites
+    are built from, and its list in the registry.
+
+    Building a :class:`Site` per function at import cost every import ~1.5 µs per function,
+    most of a cached import's overhead, for functions a run may never call. So the list is made
+    when the module's code first looks it up (:func:`_lookup`), holding :class:`_PendingSite`
+    placeholders, and each site is built when its function is first called. Threads that race
+    to build one agree on a single site through ``dict.setdefault`` (atomic), with no lock a
+    signal handler calling a rewritten function could deadlock on.
+    """
+
+    __slots__ = ("_built", "_described", "_lines", "_list", "config", "filename", "module")
+
+    def __init__(
+        self, module: str, filename: str, described: str | tuple[Descriptor, ...], config: RuntimeConfig
+    ) -> None:
+        self.module = module
+        self.filename = filename
+        self.config = config
+        self._described = described
+        self._lines: list[str] | None = None
+        self._list: dict[int, list[Any]] = {}  # the list, under key 0 once made
+        self._built: dict[int, Site] = {}
+
+    def _descriptors(self) -> Sequence[str] | tuple[Descriptor, ...]:
+        described = self._described
+        if not isinstance(described, str):
+            return described
+        if self._lines is None:
+            self._lines = described.split("\n") if described else []
+        return self._lines
+
+    def sites(self) -> list[Any]:
+        """The module's list in the registry: each function's :class:`Site` once built, a
+        :class:`_PendingSite` until then."""
+        made = self._list.get(0)
+        if made is None:
+            pending = [_PendingSite(self, index) for index in range(len(self._descriptors()))]
+            made = self._list.setdefault(0, pending)
+        return made
+
+    def site(self, index: int) -> Site:
+        """The site of the function numbered ``index``, built (and put in the list) if it was not."""
+        site = self._built.get(index)
+        if site is None:
+            try:
+                described = self._descriptors()[index]
+                qualname, lineno, params, flags, level, rate, min_duration = (
+                    _parse_descriptor(described) if isinstance(described, str) else described
+                )
+                where = (self.module, qualname, self.filename, lineno)
+                built = Site(*where, params, flags, level, rate, min_duration, self.config)
+            except Exception:  # the function runs as written rather than fail the program
+                _logger.warning(
+                    "execscope: the site of function %d of %s could not be built; it is not recorded",
+                    index,
+                    self.module,
+                    exc_info=True,
+                )
+                self.config.recorder.count_internal_error()
+                built = _NO_SITES.site
+            site = self._built.setdefault(index, built)
+            self.sites()[index] = site
+        return site
+
+    def built(self) -> list[Site]:
+        """The module's list in the registry, with every site built."""
+        sites = self.sites()
+        for index in range(len(sites)):
+            self.site(index)
+        return sites
+
+
+def _lookup(key: str) -> list[Any] | _NoSites:
+    """The registry's ``__getattr__``, run when rewritten code looks up a key that is not (yet)
+    an attribute: a registered module's list is made and published as the attribute, so later
+    lookups find it directly; a key never registered gives sites that record nothing."""
     if key.startswith("__"):
         raise AttributeError(key)
-    return _NO_SITES
+    module = _MODULES.get(key)
+    if module is None:
+        return _NO_SITES
+    try:
+        sites = module.sites()
+    except Exception:  # nothing may raise into the program
+        _logger.warning("execscope: the sites of %s could not be made", module.module, exc_info=True)
+        return _NO_SITES
+    setattr(SITES, key, sites)
+    if _MODULES.get(key) is not module:  # registered again meanwhile (a reload): publish that one
+        vars(SITES).pop(key, None)
+    return sites
 
 
 def _install_registry() -> types.ModuleType:
     """``__execscope_sites__`` in ``builtins``: a module whose attribute ``<key>`` is the list
-    of one rewritten module's sites; an unknown key gives sites that record nothing."""
+    of one rewritten module's sites, published by its ``__getattr__`` (:func:`_lookup`) at the
+    first lookup; an unknown key gives sites that record nothing."""
     import builtins
 
-    existing = getattr(builtins, "__execscope_sites__", None)
-    if isinstance(existing, types.ModuleType):  # this module imported twice (reload): keep one
-        return existing
-    registry = types.ModuleType("__execscope_sites__", "Sites of rewritten modules, by module key.")
-    registry.__getattr__ = _unregistered  # type: ignore[method-assign]
-    builtins.__execscope_sites__ = registry  # type: ignore[attr-defined]
+    registry = getattr(builtins, "__execscope_sites__", None)
+    if not isinstance(registry, types.ModuleType):  # else this module imported twice: keep one
+        registry = types.ModuleType("__execscope_sites__", "Sites of rewritten modules, by module key.")
+        builtins.__execscope_sites__ = registry  # type: ignore[attr-defined]
+    registry.__getattr__ = _lookup  # type: ignore[method-assign]
     return registry
 
 
 SITES: Final = _install_registry()
-_BY_MODULE: dict[str, list[Site]] = {}
+#: Registered modules by key, kept on the registry so that a second copy of this module
+#: (imported twice) publishes the modules the first one registered.
+_MODULES: Final[dict[str, _ModuleSites]] = vars(SITES).setdefault("__modules__", {})
+_BY_MODULE: dict[str, _ModuleSites] = {}
 
 
-def register(key: str, module: str, filename: str, descriptors: Iterable[Descriptor]) -> None:
-    """Called by the first statement of every rewritten module: registers one :class:`Site`
-    per rewritten function under ``key``, in the order of the indexes the rewriter emitted."""
-    sites = sites_for(module, filename, descriptors)
-    setattr(SITES, key, sites)
+def register(key: str, module: str, filename: str, descriptors: str | Iterable[Descriptor]) -> None:
+    """Called by the first statement of every rewritten module: registers its sites under
+    ``key`` (in the order of the indexes the rewriter emitted), described by the rewriter's
+    ``describe_sites`` text or by descriptor tuples, with the runtime configuration current
+    now. Nothing is built here: see :class:`_ModuleSites`."""
+    sites = _ModuleSites(
+        module, filename, descriptors if isinstance(descriptors, str) else tuple(descriptors), _CONFIG
+    )
+    _MODULES[key] = sites
+    vars(SITES).pop(key, None)  # the list of a version with the same source (a reload)
     _BY_MODULE[module] = sites
 
 
 def sites_of(module: str) -> list[Site] | None:
-    """The sites of the most recently executed rewritten module named ``module``."""
-    return _BY_MODULE.get(module)
+    """The sites of the most recently executed rewritten module named ``module``, all built:
+    the list its code uses."""
+    sites = _BY_MODULE.get(module)
+    return None if sites is None else sites.built()
 
 
 def sites_for(module: str, filename: str, descriptors: Iterable[Descriptor]) -> list[Site]:

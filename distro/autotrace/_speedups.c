@@ -45,10 +45,31 @@ static PyObject *context_var = NULL;
 static PyObject *span_key = NULL;
 static PyObject *unsampled_type = NULL;
 static PyObject *dropped_parent = NULL;
+static PyObject *call_type = NULL;
 
 static PyObject *str_enter_slow = NULL;
 static PyObject *str_exit_slow = NULL;
 static PyObject *str_ret_slow = NULL;
+static PyObject *str_returned = NULL;
+static PyObject *str_has_return = NULL;
+
+/* The start of a timed call, as its state holds it: an int, or (int, returned value) once
+ * the function returned. -1 if ``state`` is neither. */
+static long long
+timed_start(PyObject *state)
+{
+    if (PyTuple_CheckExact(state) && PyTuple_GET_SIZE(state) == 2) {
+        state = PyTuple_GET_ITEM(state, 0);
+    }
+    if (!PyLong_CheckExact(state)) {
+        return -1;
+    }
+    long long start = PyLong_AsLongLong(state);
+    if (start == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return start;
+}
 
 static long long
 now_ns(void)
@@ -146,18 +167,13 @@ SiteCore_exit(SiteCore *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Clear();
         Py_RETURN_FALSE;
     }
-    if (PyLong_CheckExact(state)) {
-        long long start = PyLong_AsLongLong(state);
-        if (start == -1 && PyErr_Occurred()) {
+    long long start = timed_start(state);
+    if (start >= 0 && now_ns() - start < self->min_duration_ns) {
+        /* The common timed case: it stayed below min_duration and leaves nothing. */
+        if (PyDict_DelItem(self->frames, (PyObject *)frame) < 0) {
             PyErr_Clear();
         }
-        else if (now_ns() - start < self->min_duration_ns) {
-            /* The common timed case: it stayed below min_duration and leaves nothing. */
-            if (PyDict_DelItem(self->frames, (PyObject *)frame) < 0) {
-                PyErr_Clear();
-            }
-            Py_RETURN_FALSE;
-        }
+        Py_RETURN_FALSE;
     }
     PyObject *slow_args[4] = {(PyObject *)frame, args[0], args[1], args[2]};
     PyObject *result = call_slow(self, str_exit_slow, slow_args, 4);
@@ -176,6 +192,28 @@ SiteCore_ret(SiteCore *self, PyObject *value)
     }
     PyFrameObject *frame = PyEval_GetFrame();
     if (frame == NULL) {
+        return Py_NewRef(value);
+    }
+    PyObject *state = PyDict_GetItemWithError(self->frames, (PyObject *)frame);
+    if (state == NULL) {
+        PyErr_Clear();
+        return Py_NewRef(value);
+    }
+    if (PyLong_CheckExact(state)) {
+        /* A timed call: keep the value beside its start, in case the call proves slow. */
+        PyObject *pair = PyTuple_Pack(2, state, value);
+        if (pair == NULL || PyDict_SetItem(self->frames, (PyObject *)frame, pair) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(pair);
+        return Py_NewRef(value);
+    }
+    if ((PyObject *)Py_TYPE(state) == call_type) {
+        /* A recorded call: Call.returned and Call.has_return (slots). */
+        if (PyObject_SetAttr(state, str_returned, value) < 0
+            || PyObject_SetAttr(state, str_has_return, Py_True) < 0) {
+            PyErr_Clear();
+        }
         return Py_NewRef(value);
     }
     PyObject *args[2] = {(PyObject *)frame, value};
@@ -266,9 +304,13 @@ static PyType_Spec SiteCore_spec = {
 static PyObject *
 speedups_configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
+    if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError,
-                        "configure(context_var, span_key, unsampled_type, dropped_parent)");
+                        "configure(context_var, span_key, unsampled_type, dropped_parent, call_type)");
+        return NULL;
+    }
+    if (!PyType_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "call_type must be a type");
         return NULL;
     }
     if (!PyContextVar_CheckExact(args[0])) {
@@ -287,12 +329,14 @@ speedups_configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     Py_XSETREF(span_key, Py_NewRef(args[1]));
     Py_XSETREF(unsampled_type, Py_NewRef(args[2]));
     Py_XSETREF(dropped_parent, Py_NewRef(args[3]));
+    Py_XSETREF(call_type, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))speedups_configure, METH_FASTCALL,
-     "configure(context_var, span_key, unsampled_type, dropped_parent): what the fast path reads."},
+     "configure(context_var, span_key, unsampled_type, dropped_parent, call_type): what the fast "
+     "path reads."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -302,7 +346,10 @@ module_exec(PyObject *module)
     str_enter_slow = PyUnicode_InternFromString("_enter_slow");
     str_exit_slow = PyUnicode_InternFromString("_exit_slow");
     str_ret_slow = PyUnicode_InternFromString("_ret_slow");
-    if (str_enter_slow == NULL || str_exit_slow == NULL || str_ret_slow == NULL) {
+    str_returned = PyUnicode_InternFromString("returned");
+    str_has_return = PyUnicode_InternFromString("has_return");
+    if (str_enter_slow == NULL || str_exit_slow == NULL || str_ret_slow == NULL || str_returned == NULL
+        || str_has_return == NULL) {
         return -1;
     }
     PyObject *type = PyType_FromSpec(&SiteCore_spec);

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased,
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 from recording_helpers import assert_child, attr, event, source, span_id, trace_id
 
+from execscope.autotrace import sites_of
 from execscope.plan import Plan, Target
 
 
@@ -294,6 +295,19 @@ def test_slow_call_records_its_return_value(rec: Recording, tmp_path: Path) -> N
 
     app.pause(0.002)
     assert attr(rec.span("pause"), "execscope.return") == "0.002"
+
+
+def test_fast_calls_below_min_duration_leave_no_state_and_no_span(rec: Recording, tmp_path: Path) -> None:
+    app = timed_app(tmp_path, pause=1000.0, slow_failure=1000.0)
+    rec.clear()
+
+    for _ in range(20):
+        assert app.pause(0) == 0
+        with pytest.raises(ValueError):
+            app.slow_failure()
+
+    assert rec.spans() == []
+    assert all(site.frames == {} for site in sites_of(app.__name__) or [])
 
 
 def test_slow_call_that_fails_records_its_exception(rec: Recording, tmp_path: Path) -> None:
