@@ -22,7 +22,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-from execscope.autotrace._rewriter import module_key, rewrite_tree
+from execscope.autotrace._rewriter import Decision, module_key, rewrite_tree
 from execscope.autotrace._selection import Selection
 
 _logger = logging.getLogger("execscope.autotrace")
@@ -41,7 +41,7 @@ class RewritingLoader(SourceFileLoader):
         super().__init__(fullname, path)
         self._finder = finder
         self._default_selected = default_selected
-        self._fingerprint = finder.selection.fingerprint()
+        self._fingerprint = finder.fingerprint()
         self._unmodified = False  # the last compile fell back to the source as written
         try:
             self._standard_cache: str | None = importlib.util.cache_from_source(path)
@@ -79,6 +79,16 @@ class RewritingFinder:
         self.rewritten: list[str] = []
         self.failed: list[str] = []
         self._local = threading.local()
+        self._fingerprint: tuple[Selection, str] | None = None
+
+    def fingerprint(self) -> str:
+        """The selection's fingerprint (names the cached rewrites), computed once per selection
+        rather than once per module found."""
+        selection = self.selection
+        known = self._fingerprint
+        if known is None or known[0] is not selection:
+            known = self._fingerprint = (selection, selection.fingerprint())
+        return known[1]
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -110,9 +120,10 @@ class RewritingFinder:
             return None
         if not selection.selects(fullname, spec.origin):
             return None
-        spec.loader = RewritingLoader(
-            fullname, spec.origin, self, selection.by_default(fullname, spec.origin)
-        )
+        # Without a plan, what ``selects`` tells once past the exclusions is ``by_default``:
+        # not asked twice (it reads the file's real path, half the cost of finding a module).
+        default_selected = selection.plan is None or selection.by_default(fullname, spec.origin)
+        spec.loader = RewritingLoader(fullname, spec.origin, self, default_selected)
         return spec
 
     def invalidate_caches(self) -> None:
@@ -122,17 +133,27 @@ class RewritingFinder:
         self, module: str, data: bytes | str, path: str, default_selected: bool, optimize: int = -1
     ) -> CodeType | None:
         """Compiled rewritten code, or None (after one warning) when the module cannot be rewritten."""
+        return self._rewrite(module, data, path, default_selected, optimize)
+
+    def _rewrite(
+        self, module: str, data: bytes | str, path: str, default_selected: bool, optimize: int
+    ) -> CodeType | None:
         try:
             source = importlib.util.decode_source(data) if isinstance(data, bytes) else data
             tree = ast.parse(source, path)
         except (SyntaxError, ValueError, UnicodeDecodeError):
             return None  # the normal compile reports the error exactly as without execscope
+        selection = self.selection
         try:
+            # Without a plan every function of a module is decided alike (by the level, and
+            # whether the module is selected by default): once, not once per function.
+            alike = selection.decide(module, "", default_selected) if selection.plan is None else None
+
+            def level_for(qualname: str) -> Decision:
+                return alike or selection.decide(module, qualname, default_selected)
+
             result = rewrite_tree(
-                tree,
-                str(Path(path).absolute()),
-                lambda qualname: self.selection.decide(module, qualname, default_selected),
-                module_key(module, data),
+                tree, str(Path(path).absolute()), level_for, module_key(module, data), source=source
             )
             code = compile(result.tree, path, "exec", dont_inherit=True, optimize=optimize)
         except Exception as error:

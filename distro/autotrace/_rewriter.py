@@ -7,7 +7,7 @@ becomes ``return S.ret(x)``; in generators ``yield x`` becomes
 ``S.resume((yield S.suspend(x)))`` and ``yield from it`` becomes
 ``S.resume((yield from S.delegate(it)))``. One expression statement is added at the top of the
 module (after the docstring and ``__future__`` imports) that registers the module's sites,
-built from constants compiled into the module, so cached bytecode needs nothing else.
+described by constants compiled into the module, so cached bytecode needs nothing else.
 ``__execscope_sites__`` is a registry installed in ``builtins`` (a name lookup falls back to
 builtins), so a rewritten module has no extra global.
 
@@ -16,13 +16,25 @@ depth and tracebacks stay as written) and no change to ``__code__`` metadata tha
 (name, qualname, signature, defaults, closures, ``__class__``); the ``with`` has no ``as``
 target, so the function's locals are exactly its own. Every new node carries the location of
 the code it stands for, so tracebacks point at the original lines.
+
+What it costs: the rewrite runs on every import from a cold cache, between the parse and the
+compile (which it cannot avoid), so it touches as little of the tree as it can. Functions and
+``return`` are statements: the pass walks statement lists only, never the ~10 expression nodes
+per line of code. Expressions are walked only where they can matter, and the source text says
+where that can be: a ``yield`` can only be in a function whose lines contain the word, and a
+``setattr``/``delattr`` call that makes a class stateful only in a method whose lines contain
+it. New nodes get their locations when they are made. The sites are described to the runtime
+by one string constant, one line per site, rather than a tuple of tuples: unmarshalling a
+cached module then makes one object instead of several per function (see ``describe_sites``).
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
 import hashlib
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,7 +43,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 5
+REWRITER_VERSION: Final = 6
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -52,6 +64,26 @@ PLUMBING_METHODS: Final = frozenset(
 )  # fmt: skip
 
 _SCOPES: Final = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_FUNCTIONS: Final = (ast.FunctionDef, ast.AsyncFunctionDef)
+_LOAD: Final = ast.Load()
+_NO_NAMES: Final[frozenset[str]] = frozenset()
+
+#: The fields of compound statements that hold statements, in the order of their ``_fields``
+#: (the order sites are numbered in). ``handlers`` and ``cases`` hold nodes with a ``body``.
+#: Every other statement holds expressions only; function and class bodies are handled apart.
+_BLOCKS: Final[dict[type[ast.stmt], tuple[str, ...]]] = {
+    ast.If: ("body", "orelse"),
+    ast.For: ("body", "orelse"),
+    ast.AsyncFor: ("body", "orelse"),
+    ast.While: ("body", "orelse"),
+    ast.With: ("body",),
+    ast.AsyncWith: ("body",),
+    ast.Try: ("body", "handlers", "orelse", "finalbody"),
+    ast.Match: ("cases",),
+}
+_TRY_STAR: type[ast.stmt] | None = getattr(ast, "TryStar", None)  # Python 3.11+
+if _TRY_STAR is not None:
+    _BLOCKS[_TRY_STAR] = ("body", "handlers", "orelse", "finalbody")
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,18 @@ def _decorator_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return names
 
 
+def _blocks(statement: ast.stmt, fields: tuple[str, ...]) -> list[list[ast.stmt]]:
+    """The statement lists directly inside a compound statement, in ``_fields`` order."""
+    found: list[list[ast.stmt]] = []
+    for name in fields:
+        value = getattr(statement, name)
+        if name in {"handlers", "cases"}:
+            found.extend(item.body for item in value)
+        else:
+            found.append(value)
+    return found
+
+
 def _own_nodes(body: list[ast.stmt]) -> list[ast.AST]:
     """Every node of a function body that belongs to the function's own scope."""
     found: list[ast.AST] = []
@@ -132,31 +176,72 @@ def _own_nodes(body: list[ast.stmt]) -> list[ast.AST]:
     return found
 
 
-def _is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node.body))
+def _is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef, source: _SourceIndex | None = None) -> bool:
+    """Is there a ``yield`` among the nodes :func:`_own_nodes` finds from the body's statements?
+    With ``source``, the walk skips the nodes whose lines have no ``yield``."""
+    if source is None:
+        return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node.body))
+    stack: list[ast.AST] = [s for s in node.body if source.may_yield_in(s)]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (ast.Yield, ast.YieldFrom)):
+            return True
+        stack.extend(
+            child
+            for child in ast.iter_child_nodes(current)
+            if not isinstance(child, _SCOPES) and source.may_yield_in(child)
+        )
+    return False
+
+
+def _own_returns(statements: list[ast.stmt], found: list[ast.Return]) -> list[ast.Return]:
+    """The ``return`` statements among ``statements`` and the blocks nested in them, not in
+    nested functions or classes."""
+    for statement in statements:
+        if isinstance(statement, ast.Return):
+            found.append(statement)
+        else:
+            fields = _BLOCKS.get(type(statement))
+            if fields is not None:
+                for block in _blocks(statement, fields):
+                    _own_returns(block, found)
+    return found
+
+
+def _is_owner_attribute(target: ast.AST, owner: str) -> bool:
+    """Is ``target`` (an assignment target) ``owner.x``, or an item or attribute below it?"""
+    while isinstance(target, (ast.Attribute, ast.Subscript)):
+        if (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == owner
+        ):
+            return True
+        target = target.value
+    return False
+
+
+def _targets_owner(targets: Iterable[ast.expr], owner: str) -> bool:
+    for target in targets:
+        for element in ast.walk(target) if isinstance(target, (ast.Tuple, ast.List)) else [target]:
+            if _is_owner_attribute(element, owner):
+                return True
+    return False
+
+
+def _owner(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    params = [*method.args.posonlyargs, *method.args.args]
+    return params[0].arg if params else None
 
 
 def _assigns_self(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Does the method (or code nested in it) assign, augment or delete an attribute of its
     first parameter, or call ``setattr`` on it? That makes its class stateful."""
-    params = [*method.args.posonlyargs, *method.args.args]
-    if not params:
+    owner = _owner(method)
+    if owner is None:
         return False
-    owner = params[0].arg
-
-    def is_owner_attribute(target: ast.AST) -> bool:
-        while isinstance(target, (ast.Attribute, ast.Subscript)):
-            if (
-                isinstance(target, ast.Attribute)
-                and isinstance(target.value, ast.Name)
-                and target.value.id == owner
-            ):
-                return True
-            target = target.value
-        return False
-
     for node in ast.walk(method):
-        targets: list[ast.AST] = []
+        targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = list(node.targets)
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
@@ -171,31 +256,195 @@ def _assigns_self(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
             first = node.args[0]
             if is_setattr and isinstance(first, ast.Name) and first.id == owner:
                 return True
-        for target in targets:
-            for element in ast.walk(target) if isinstance(target, (ast.Tuple, ast.List)) else [target]:
-                if is_owner_attribute(element):
-                    return True
+        if _targets_owner(targets, owner):
+            return True
     return False
 
 
-class _ScopedRewrite(ast.NodeTransformer):
-    """Rewrites the ``return``/``yield``/``yield from`` of one function, not of nested scopes."""
+def _statements_assign_owner(statements: list[ast.stmt], owner: str) -> bool:
+    """:func:`_assigns_self` without the ``setattr`` calls: the assignments, augmented
+    assignments and deletions among ``statements`` and every statement nested in them
+    (nested functions and classes included), without walking any expression but targets."""
+    for statement in statements:
+        if isinstance(statement, (ast.Assign, ast.Delete)):
+            if _targets_owner(statement.targets, owner):
+                return True
+        elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+            if _targets_owner((statement.target,), owner):
+                return True
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if _statements_assign_owner(statement.body, owner):
+                return True
+        else:
+            fields = _BLOCKS.get(type(statement))
+            if fields is not None and any(
+                _statements_assign_owner(block, owner) for block in _blocks(statement, fields)
+            ):
+                return True
+    return False
 
-    def __init__(self, key: str, index: int, capture_return: bool, generator: bool) -> None:
+
+class _SourceIndex:
+    """Where in the source the words are that the rewrite must look for in expressions.
+
+    A ``yield`` (generators; the only expressions the rewrite changes) can only be in a
+    function whose lines contain ``yield``: a keyword is never spelled any other way. A call
+    of ``setattr``/``__setattr__``/``delattr``/``__delattr__`` (which makes a class stateful)
+    can only be in a method whose lines contain ``setattr`` or ``delattr``, once identifiers
+    are NFKC-normalised as the parser does. Without the source every function may have both.
+    """
+
+    __slots__ = ("_setattr_lines", "_yield_lines")
+
+    def __init__(self, source: str | None) -> None:
+        self._yield_lines: list[int] | None = None
+        self._setattr_lines: list[int] | None = None
+        if source is None:
+            return
+        # The parser counts "\r\n", "\r" and "\n" as line ends.
+        text = source.replace("\r\n", "\n").replace("\r", "\n") if "\r" in source else source
+        self._yield_lines = _lines_containing(text, ("yield",))
+        setattr_lines = _lines_containing(text, ("setattr", "delattr"))
+        if not text.isascii():
+            for number, line in enumerate(text.split("\n"), 1):
+                if not line.isascii():
+                    normal = unicodedata.normalize("NFKC", line)
+                    if "setattr" in normal or "delattr" in normal:
+                        setattr_lines.append(number)
+            setattr_lines = sorted(set(setattr_lines))
+        self._setattr_lines = setattr_lines
+
+    @staticmethod
+    def _any_between(lines: list[int] | None, first: int, last: int | None) -> bool:
+        if lines is None or last is None:
+            return True
+        position = bisect.bisect_left(lines, first)
+        return position < len(lines) and lines[position] <= last
+
+    def may_yield_in(self, node: ast.AST) -> bool:
+        """Can ``node`` (decorators included) have a ``yield`` in it? A node with no location
+        (``arguments``, ``comprehension``..., the ``with`` of a function rewritten already) may."""
+        last: int | None = getattr(node, "end_lineno", None)
+        if last is None or last < 0 or self._yield_lines is None:
+            return True
+        decorators = getattr(node, "decorator_list", None)
+        first: int = decorators[0].lineno if decorators else node.lineno  # type: ignore[attr-defined]
+        return self._any_between(self._yield_lines, first, last)
+
+    def may_call_setattr(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        return self._any_between(self._setattr_lines, _first_line(function), function.end_lineno)
+
+
+def _first_line(statement: ast.stmt) -> int:
+    """Where a statement starts: a decorated definition at its first decorator (its
+    ``lineno`` is the line of ``def`` or ``class``)."""
+    decorators = getattr(statement, "decorator_list", None)
+    return decorators[0].lineno if decorators else statement.lineno
+
+
+def _lines_containing(text: str, words: tuple[str, ...]) -> list[int]:
+    """The numbers (from 1) of the lines of ``text`` where any of ``words`` occurs, sorted."""
+    found: set[int] = set()
+    for word in words:
+        line, counted = 1, 0
+        position = text.find(word)
+        while position >= 0:
+            line += text.count("\n", counted, position)
+            counted = position
+            found.add(line)
+            position = text.find(word, position + 1)
+    return sorted(found)
+
+
+def _site_at(key: str, index: int, line: int, column: int) -> ast.Subscript:
+    """``__execscope_sites__.<key>[index]``, every node at ``line:column`` (start and end).
+
+    The site is looked up in the registry installed in ``builtins`` (not a module global, so
+    module globals stay the program's own and a function rebuilt from its code object with
+    other globals still finds it). The registry is a module object: an attribute of a module is
+    found as fast as a module global. All on one line: a node spanning several lines would put
+    an attribute load on its last line (the interpreter reports an attribute access where the
+    attribute's name is) and show tracers a line jump.
+
+    The rewrite makes ~20 nodes per function, so they are made the cheapest way: empty (no
+    ``__init__``), then given their fields and locations one by one, in the order the parser
+    gives them (half the time of keyword arguments; the compiler reads them as fast as parsed
+    nodes)."""
+    name = ast.Name.__new__(ast.Name)
+    name.id = SITES_NAME
+    name.ctx = _LOAD
+    name.lineno = name.end_lineno = line
+    name.col_offset = name.end_col_offset = column
+    registry = ast.Attribute.__new__(ast.Attribute)
+    registry.value = name
+    registry.attr = key
+    registry.ctx = _LOAD
+    registry.lineno = registry.end_lineno = line
+    registry.col_offset = registry.end_col_offset = column
+    number = ast.Constant.__new__(ast.Constant)
+    number.value = index
+    number.lineno = number.end_lineno = line
+    number.col_offset = number.end_col_offset = column
+    site = ast.Subscript.__new__(ast.Subscript)
+    site.value = registry
+    site.slice = number
+    site.ctx = _LOAD
+    site.lineno = site.end_lineno = line
+    site.col_offset = site.end_col_offset = column
+    return site
+
+
+def _site_call(key: str, index: int, name: str, argument: ast.expr, at: ast.expr) -> ast.Call:
+    """``S.<name>(argument)``, located where ``at`` (a parsed or located expression) is; the
+    method lookup sits at the start of ``at``, on its first line (see :func:`_site_at`)."""
+    line = at.lineno
+    column = at.col_offset
+    method = ast.Attribute.__new__(ast.Attribute)
+    method.value = _site_at(key, index, line, column)
+    method.attr = name
+    method.ctx = _LOAD
+    method.lineno = method.end_lineno = line
+    method.col_offset = method.end_col_offset = column
+    call = ast.Call.__new__(ast.Call)
+    call.func = method
+    call.args = [argument]
+    call.keywords = []
+    call.lineno = line
+    call.col_offset = column
+    call.end_lineno = at.end_lineno
+    call.end_col_offset = at.end_col_offset
+    return call
+
+
+class _ScopedRewrite(ast.NodeTransformer):
+    """Rewrites the ``return``/``yield``/``yield from`` of one function, not of nested scopes.
+
+    Walks the nodes whose lines contain ``yield`` (see :class:`_SourceIndex`); used only for
+    functions that may have one. The others only have their ``return`` statements rewritten,
+    which :class:`_ModuleRewrite` collects while it walks the statements anyway.
+    """
+
+    def __init__(
+        self, key: str, index: int, capture_return: bool, generator: bool, source: _SourceIndex
+    ) -> None:
         self.key = key
         self.index = index
         self.capture_return = capture_return
         self.generator = generator
+        self.source = source
 
-    def _site_method(self, name: str, node: ast.AST) -> ast.Attribute:
-        method = ast.Attribute(value=site_reference(self.key, self.index), attr=name, ctx=ast.Load())
-        _place_on_first_line(method, node)
-        return method
+    def visit(self, node: ast.AST) -> Any:
+        # A node whose lines have no ``yield`` has none inside: only a statement's returns change.
+        if not self.source.may_yield_in(node):
+            if self.capture_return and isinstance(node, ast.stmt):
+                for statement in _own_returns([node], []):
+                    if statement.value is not None:
+                        statement.value = self._call("ret", statement.value, statement.value)
+            return node
+        return super().visit(node)
 
-    def _call(self, name: str, argument: ast.expr, node: ast.AST) -> ast.Call:
-        return ast.copy_location(
-            ast.Call(func=self._site_method(name, node), args=[argument], keywords=[]), node
-        )
+    def _call(self, name: str, argument: ast.expr, node: ast.expr) -> ast.Call:
+        return _site_call(self.key, self.index, name, argument, node)
 
     def rewrite_body(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         node.body = [self.visit(statement) for statement in node.body]
@@ -247,82 +496,99 @@ class _ScopedRewrite(ast.NodeTransformer):
         return self._call("resume", node, node)
 
 
-class _ModuleRewrite(ast.NodeVisitor):
-    def __init__(self, level_for: LevelFor, key: str) -> None:
+class _ModuleRewrite:
+    """Finds the functions (statements, so only statement lists are walked), numbers their
+    sites in the order a post-order walk meets them (a nested function before the one it is
+    in) and rewrites each."""
+
+    def __init__(self, level_for: LevelFor, key: str, index: _SourceIndex) -> None:
         self.level_for = level_for
         self.key = key
+        self.index = index
         self.sites: list[SiteDescriptor] = []
-        self.qualname: list[str] = []
+        # Qualified names follow the interpreter's rules: ``C.m``, ``f.<locals>.g``.
+        self.prefix = ""
         self.stateful_classes: set[str] = set()
 
-    # Qualified names follow the interpreter's rules: ``C.m``, ``f.<locals>.g``.
-    def _child_qualname(self, name: str) -> str:
-        return ".".join([*self.qualname, name])
+    def statements(self, statements: list[ast.stmt], returns: list[ast.Return] | None) -> None:
+        """Rewrite the functions in ``statements``; collect the ``return`` statements that
+        belong to the enclosing function into ``returns``."""
+        for statement in statements:
+            kind = type(statement)
+            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+                self.function(statement, False, False)  # type: ignore[arg-type]
+            elif kind is ast.ClassDef:
+                self.class_(statement)  # type: ignore[arg-type]
+            elif kind is ast.Return:
+                if returns is not None:
+                    returns.append(statement)  # type: ignore[arg-type]
+            else:
+                fields = _BLOCKS.get(kind)
+                if fields is not None:
+                    for block in _blocks(statement, fields):
+                        self.statements(block, returns)
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        qualname = self._child_qualname(node.name)
-        methods = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    def _stateful_method(self, method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        if self.index.may_call_setattr(method):
+            return _assigns_self(method)
+        owner = _owner(method)
+        return owner is not None and _statements_assign_owner(method.body, owner)
+
+    def class_(self, node: ast.ClassDef) -> None:
+        methods = [n for n in node.body if isinstance(n, _FUNCTIONS)]
         stateful = any(
-            _assigns_self(m) for m in methods if not _decorator_names(m) & {"staticmethod", "classmethod"}
+            self._stateful_method(m)
+            for m in methods
+            if not (m.decorator_list and _decorator_names(m) & {"staticmethod", "classmethod"})
         ) or any(isinstance(b, ast.Name) and b.id in self.stateful_classes for b in node.bases)
         if stateful:
             self.stateful_classes.add(node.name)
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        for item in (*node.bases, *node.keywords):
-            self.visit(item)
-        self.qualname.append(node.name)
+        outer = self.prefix
+        self.prefix = f"{outer}{node.name}."
         for statement in node.body:
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._function(statement, in_class=True, stateful_class=stateful)
+            if isinstance(statement, _FUNCTIONS):
+                self.function(statement, True, stateful)
             else:
-                self.visit(statement)
-        self.qualname.pop()
-        del qualname
+                self.statements([statement], None)
+        self.prefix = outer
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._function(node, in_class=False, stateful_class=False)
-
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._function(node, in_class=False, stateful_class=False)
-
-    def _function(
-        self, node: ast.FunctionDef | ast.AsyncFunctionDef, *, in_class: bool, stateful_class: bool
+    def function(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool, stateful_class: bool
     ) -> None:
-        # Decorators, defaults and annotations run in the enclosing scope: visit them there.
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        self.visit(node.args)
-        if node.returns is not None:
-            self.visit(node.returns)
-        qualname = self._child_qualname(node.name)
-        self.qualname.extend([node.name, "<locals>"])
-        for statement in node.body:
-            self.visit(statement)
-        self.qualname.pop()
-        self.qualname.pop()
+        name = node.name
+        outer = self.prefix
+        qualname = outer + name
+        self.prefix = qualname + ".<locals>."
+        returns: list[ast.Return] = []
+        self.statements(node.body, returns)
+        self.prefix = outer
 
-        if in_class and node.name in PLUMBING_METHODS:
+        if in_class and name in PLUMBING_METHODS:
             return
         decision = self.level_for(qualname)
         level = decision.level
         if level == OFF:
             return
-        decorators = _decorator_names(node)
-        params = _parameters(node.args)
+        decorators = _decorator_names(node) if node.decorator_list else _NO_NAMES
+        args = node.args
+        if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg:
+            params = _parameters(args)
+        else:
+            params = tuple([a.arg for a in args.args])
         flags = 0
         if in_class and "staticmethod" not in decorators:
             flags |= SiteFlags.METHOD
-            if "classmethod" not in decorators and node.name not in ("__new__", "__init_subclass__"):
+            if "classmethod" not in decorators and name not in ("__new__", "__init_subclass__"):
                 flags |= SiteFlags.INSTANCE_METHOD
                 if stateful_class or decision.stateful:
                     flags |= SiteFlags.STATEFUL_CLASS
         elif params and (params[0] == "state" or decision.stateful):
             flags |= SiteFlags.REDUCER
-        generator = _is_generator(node)
+        may_yield = self.index.may_yield_in(node)
+        generator = may_yield and _is_generator(node, self.index)
         if generator:
             flags |= SiteFlags.GENERATOR
-        if isinstance(node, ast.AsyncFunctionDef):
+        if type(node) is ast.AsyncFunctionDef:
             flags |= SiteFlags.ASYNC
         index = len(self.sites)
         self.sites.append(
@@ -330,8 +596,16 @@ class _ModuleRewrite(ast.NodeVisitor):
                 qualname, node.lineno, params, flags, level, decision.sample_rate, decision.min_duration
             )
         )
-        _ScopedRewrite(self.key, index, capture_return=level >= ARGS, generator=generator).rewrite_body(node)
-        _wrap_body(node, index, self.key)
+        key = self.key
+        capture_return = level >= ARGS
+        if may_yield:
+            _ScopedRewrite(key, index, capture_return, generator, self.index).rewrite_body(node)
+        elif capture_return:
+            for statement in returns:
+                value = statement.value
+                if value is not None:
+                    statement.value = _site_call(key, index, "ret", value, value)
+        _wrap_body(node, index, key)
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
@@ -340,29 +614,6 @@ def _is_docstring(statement: ast.stmt) -> bool:
         and isinstance(statement.value, ast.Constant)
         and isinstance(statement.value.value, str)
     )
-
-
-def site_reference(key: str, index: int) -> ast.Subscript:
-    """``__execscope_sites__.<key>[index]``: the site, looked up in the registry installed in
-    ``builtins`` (not a module global, so module globals stay the program's own and a function
-    rebuilt from its code object with other globals still finds it). The registry is a module
-    object: an attribute of a module is found as fast as a module global."""
-    return ast.Subscript(
-        value=ast.Attribute(value=ast.Name(id=SITES_NAME, ctx=ast.Load()), attr=key, ctx=ast.Load()),
-        slice=ast.Constant(value=index),
-        ctx=ast.Load(),
-    )
-
-
-def _place_on_first_line(tree: ast.AST, at: ast.AST) -> None:
-    """Locate every node of ``tree`` at the start of ``at``, on that one line. A node spanning
-    several lines would put an attribute load on its last line (the interpreter reports an
-    attribute access where the attribute's name is) and show tracers a line jump."""
-    line = getattr(at, "lineno", 1)
-    column = getattr(at, "col_offset", 0)
-    for node in ast.walk(tree):
-        node.lineno, node.col_offset = line, column  # type: ignore[attr-defined]
-        node.end_lineno, node.end_col_offset = line, column  # type: ignore[attr-defined]
 
 
 def module_key(module: str, source: bytes | str) -> str:
@@ -377,50 +628,91 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
     head: list[ast.stmt] = []
     if body and _is_docstring(body[0]):
         head, body = body[:1], body[1:]
-    # Where the implicit ``return None`` of a function with no code of its own (only a
-    # docstring, ``global``, ``nonlocal``) is: its first line.
-    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-    first_line = ast.Pass(lineno=first, col_offset=0, end_lineno=first, end_col_offset=0)
-    if not body:
-        body = [first_line]
-    # The enter code runs on the line of the first statement that makes code.
-    start = next((s for s in body if not isinstance(s, (ast.Global, ast.Nonlocal))), first_line)
-    site = site_reference(key, index)
+    # The enter code runs on the line of the first statement that makes code. Where the
+    # implicit ``return None`` of a function with no code of its own (only a docstring,
+    # ``global``, ``nonlocal``) is: its first line, where a ``pass`` stands for it.
+    for start in body:
+        if not isinstance(start, (ast.Global, ast.Nonlocal)):
+            break
+    else:
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        start = ast.Pass(lineno=first, col_offset=0, end_lineno=first, end_col_offset=0)
+        if not body:
+            body = [start]
+    item = ast.withitem.__new__(ast.withitem)
+    item.context_expr = _site_at(key, index, start.lineno, start.col_offset)
     # The ``with`` has no location of its own (-1, as the compiler's own artificial code): its
     # enter and exit code take the line of the code next to them, so a tracer (debugger,
     # coverage) sees no extra line event and the function returns from its own last line.
-    wrapper = ast.With(
-        items=[ast.withitem(context_expr=site)],
-        body=body,
-        lineno=-1,
-        col_offset=-1,
-        end_lineno=-1,
-        end_col_offset=-1,
-    )
-    _place_on_first_line(site, start)
+    wrapper = ast.With.__new__(ast.With)
+    wrapper.items = [item]
+    wrapper.body = body
+    wrapper.lineno = wrapper.col_offset = wrapper.end_lineno = wrapper.end_col_offset = -1
     node.body = [*head, wrapper]
+
+
+Descriptors = tuple[tuple[str, int, tuple[str, ...], int, int, float, float], ...]
+
+
+def describe_sites(sites: tuple[SiteDescriptor, ...]) -> str | Descriptors:
+    """What the header passes to ``register``: one line per site, the ``repr`` of its
+    descriptor tuple (the runtime parses a line when the site is first used).
+
+    Why text: unmarshalling a cached module makes one ``str`` of it, where a tuple of tuples
+    makes several objects per function, at every import. The runtime's parser reads names
+    between quotes and numbers with ``int``/``float``; identifiers are printable and have no
+    quotes or backslashes, so ``repr`` writes them as they are. Should a descriptor not be
+    of that form (a name that is not printable, a rate that is not a float), the tuple of
+    tuples is passed instead, which ``register`` accepts too.
+    """
+    constants = tuple([site.as_constant() for site in sites])
+    names = "".join([site.qualname + "".join(site.params) for site in sites])
+    numbers = {type(number) for site in sites for number in (site.lineno, site.flags, site.level)}
+    fractions = {type(fraction) for site in sites for fraction in (site.sample_rate, site.min_duration)}
+    if names.isprintable() and numbers <= {int} and fractions <= {float}:
+        return "\n".join(map(repr, constants))
+    return constants
 
 
 def _header(
     key: str, module_filename: str, sites: tuple[SiteDescriptor, ...], anchor: ast.stmt | None
 ) -> ast.stmt:
-    source = (
-        f"__import__({RUNTIME_MODULE!r}, fromlist=('register',))"
-        f".register({key!r}, __name__, {module_filename!r}, ())"
+    """``__import__(RUNTIME_MODULE, fromlist=('register',)).register(key, __name__, filename,
+    sites)``, every node at the start of ``anchor`` (start and end)."""
+    line, column = (anchor.lineno, anchor.col_offset) if anchor is not None else (1, 0)
+    where: dict[str, Any] = {
+        "lineno": line,
+        "col_offset": column,
+        "end_lineno": line,
+        "end_col_offset": column,
+    }
+    described: Any = describe_sites(sites)  # typeshed omits tuple constants
+
+    def constant(value: Any) -> ast.Constant:
+        return ast.Constant(value=value, **where)
+
+    runtime = ast.Call(
+        func=ast.Name(id="__import__", ctx=_LOAD, **where),
+        args=[constant(RUNTIME_MODULE)],
+        keywords=[
+            ast.keyword(
+                arg="fromlist", value=ast.Tuple(elts=[constant("register")], ctx=_LOAD, **where), **where
+            )
+        ],
+        **where,
     )
-    statement = ast.parse(source).body[0]
-    assert isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
-    constant: Any = tuple(site.as_constant() for site in sites)  # typeshed omits tuple constants
-    statement.value.args[3] = ast.Constant(value=constant)
-    location = (
-        anchor if anchor is not None else ast.Pass(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
+    call = ast.Call(
+        func=ast.Attribute(value=runtime, attr="register", ctx=_LOAD, **where),
+        args=[
+            constant(key),
+            ast.Name(id="__name__", ctx=_LOAD, **where),
+            constant(module_filename),
+            constant(described),
+        ],
+        keywords=[],
+        **where,
     )
-    for node in ast.walk(statement):
-        if isinstance(node, (ast.expr, ast.stmt)):
-            ast.copy_location(node, location)
-            node.end_lineno = location.lineno
-            node.end_col_offset = location.col_offset
-    return statement
+    return ast.Expr(value=call, **where)
 
 
 def _header_position(body: list[ast.stmt]) -> int:
@@ -434,18 +726,22 @@ def _header_position(body: list[ast.stmt]) -> int:
     return position
 
 
-def rewrite_tree(tree: ast.Module, filename: str, level_for: LevelFor, key: str) -> RewriteResult:
+def rewrite_tree(
+    tree: ast.Module, filename: str, level_for: LevelFor, key: str, source: str | None = None
+) -> RewriteResult:
     """Rewrite ``tree`` in place; returns it with the descriptors of its sites.
 
-    ``key`` (see :func:`module_key`) names this module's sites in the registry. A module with
-    no selected function is returned unchanged (and with no header).
+    ``key`` (see :func:`module_key`) names this module's sites in the registry. ``source`` is
+    the text ``tree`` was parsed from: with it, only the functions whose lines can hold what
+    the rewrite looks for in expressions have their expressions walked (the rewrite is the
+    same either way). A module with no selected function is returned unchanged (and with no
+    header).
     """
-    visitor = _ModuleRewrite(level_for, key)
-    visitor.visit(tree)
+    visitor = _ModuleRewrite(level_for, key, _SourceIndex(source))
+    visitor.statements(tree.body, None)
     sites = tuple(visitor.sites)
     if sites:
         position = _header_position(tree.body)
         anchor = tree.body[position] if position < len(tree.body) else (tree.body[-1] if tree.body else None)
         tree.body.insert(position, _header(key, filename, sites, anchor))
-        ast.fix_missing_locations(tree)
     return RewriteResult(tree, sites)

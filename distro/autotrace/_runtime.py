@@ -229,6 +229,10 @@ class Call(trace.Span):
         "yields",
     )
 
+    outer: Context | None
+    inner: Context | None
+    token: Any
+
     def __init__(self, site: Site, trace_id: int, parent_id: int, parent_context: SpanContext | None) -> None:
         self.site = site
         self.trace_id = trace_id
@@ -252,10 +256,8 @@ class Call(trace.Span):
         self._span_context: SpanContext | None = None
         self.budget: SpanBudget | None = None
         self.generation = _process.generation
+        # ``outer``, ``inner`` and ``token`` are set by attach() and read only while attached.
         self.attached = False
-        self.outer: Context | None = None
-        self.inner: Context | None = None
-        self.token: Any = None
 
     def attach(self, outer: Context | None = None) -> None:
         """Make this call the current span, over ``outer`` (default: the context current now)."""
