@@ -50,6 +50,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from bench._harness import Benchmark, Result, Variant
 from bench._otlp_receiver import Receiver
 from bench._report import table
+from bench._settings import isolated_settings
 from execscope.autotrace import _runtime, is_rewritten
 from execscope.autotrace._hook import RewritingFinder
 from execscope.autotrace._install import limits_from, redactor_from, root_sampler
@@ -58,7 +59,7 @@ from execscope.autotrace._recorder import Recorder
 from execscope.autotrace._selection import Selection
 from execscope.plan import Level, Plan, Target
 from execscope.processors._build import build_pipeline
-from execscope.settings import Settings, load_settings
+from execscope.settings import Settings
 
 #: Calls per round for each function; the test makes smaller benchmarks with :func:`make_benchmark`.
 CALLS: dict[str, int] = {"f": 4_000, "work": 1_500}
@@ -220,14 +221,8 @@ class Exported(CallVariant):
         """execscope's own span processor, as the distro builds it from default settings (its
         store and spool in a folder of its own, its status published nowhere)."""
         self._pipeline_folder = Path(tempfile.mkdtemp(prefix="execscope-bench-pipeline-"))
-        loaded = load_settings(
-            {"store": str(self._pipeline_folder / "store"), "export_queue_size": BATCH_QUEUE},
-            environ={},
-            cwd=self._pipeline_folder,
-        )
-        if loaded.problems:
-            raise RuntimeError(f"settings problems: {loaded.problems}")
-        processor, monitor = build_pipeline(loaded.settings, [self.exporter()], service="execscope-bench")
+        settings = isolated_settings(self._pipeline_folder, {"export_queue_size": BATCH_QUEUE})
+        processor, monitor = build_pipeline(settings, [self.exporter()], service="execscope-bench")
         monitor.status_dir = None
         return processor
 

@@ -67,6 +67,7 @@ from typing import IO, Any
 from bench._harness import Benchmark, Result, Variant
 from bench._otlp_receiver import Receiver
 from bench._report import Environment, table
+from bench._settings import isolated_settings
 
 SPANS = 200_000
 SPANS_ENV = "EXECSCOPE_BENCH_PIPELINE_SPANS"
@@ -505,17 +506,8 @@ def _child_sdk(spans: int, endpoint: str, export: bool) -> dict[str, Any]:
 
 
 def _settings_for(variant: str, folder: Path) -> Any:
-    from execscope.settings import load_settings
-
-    overrides: dict[str, Any] = {"store": str(folder / "store")}
     budget = CPU_BUDGETS.get(variant)
-    if budget is not None:
-        overrides["governor_cpu_budget"] = budget
-    # No environment and a working directory of its own: no settings file or variable applies.
-    loaded = load_settings(overrides, environ={}, cwd=folder)
-    if loaded.problems:
-        raise RuntimeError(f"settings problems: {loaded.problems}")
-    return loaded.settings
+    return isolated_settings(folder, {"governor_cpu_budget": budget} if budget is not None else None)
 
 
 class _GovernorLog:

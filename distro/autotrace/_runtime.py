@@ -108,10 +108,14 @@ class _ContextAccess:
     any other runtime context the public ``get_current``/``attach``/``detach`` API is used.
     """
 
-    __slots__ = ("get", "reset", "set")
+    __slots__ = ("get", "reset", "set", "var")
 
     def __init__(self) -> None:
         var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+        #: The SDK's context variable, or None with a custom runtime context.
+        self.var: contextvars.ContextVar[Context] | None = (
+            var if isinstance(var, contextvars.ContextVar) else None
+        )
         if var is not None and all(hasattr(var, name) for name in ("get", "set", "reset")):
             self.get: Callable[[], Context] = var.get
             self.set: Callable[[Context], Any] = var.set
@@ -565,8 +569,9 @@ class Site:
             if outer is None:
                 outer = _context_get()
             if self.min_duration_ns:
-                # Only timed; whether it is recorded is decided when it proves slow.
-                self.frames[frame] = _time_ns() if self.timed_in_c else _Timed(_time_ns(), outer)
+                # A timed generator (both cores time plain functions themselves, with an int
+                # start): whether it is recorded is decided when it proves slow.
+                self.frames[frame] = _Timed(_time_ns(), outer)
                 return
             parent = outer.get(_SPAN_KEY)
             kind = type(parent)
@@ -634,10 +639,11 @@ class Site:
                 _restore(state.token, state.outer)
             elif kind is int or kind is tuple:
                 # A timed plain function: its start, or (start, returned value).
-                timed = _Timed(state, None) if kind is int else _Timed(state[0], None)
-                if kind is tuple:
-                    timed.returned, timed.has_return = state[1], True
-                if _time_ns() - timed.start >= self.min_duration_ns:
+                start = state if kind is int else state[0]
+                if _time_ns() - start >= self.min_duration_ns:
+                    timed = _Timed(start, None)
+                    if kind is tuple:
+                        timed.returned, timed.has_return = state[1], True
                     self._finish_timed(timed, frame, exc_type, exc, tb)
             elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
@@ -929,8 +935,8 @@ class PythonSite(_PythonCore, Site):
 
 def _load_c_core() -> type | None:
     """The C core, configured with what its fast path reads; None where it cannot be used."""
-    var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
-    if not isinstance(var, contextvars.ContextVar):
+    var = _CONTEXT.var
+    if var is None:
         return None  # a custom OTEL_PYTHON_CONTEXT: only the public API reaches it
     try:
         from execscope.autotrace import _speedups  # type: ignore[attr-defined]
