@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import threading
 from collections import OrderedDict
@@ -48,8 +49,35 @@ REGISTRY_CAPACITY: Final = 65_536
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
+class _IdSource:
+    """Random 128-bit ids from a generator seeded by the operating system, reseeded after fork.
+
+    Why not ``os.urandom`` per id: it releases the GIL for its system call, and on a thread that
+    makes spans while another thread (an export worker) waits for the GIL, every release hands
+    the interpreter over and back, which cost about 15 µs of CPU per root span here. A Mersenne
+    Twister seeded with 2,496 bytes from the OS gives ids as unique (ids only need to be
+    unique, not secret) for 60 ns, without a system call. It is a private instance, never the
+    program's shared ``random`` generator, and a forked child reseeds so that parent and child
+    never draw the same sequence.
+    """
+
+    def __init__(self) -> None:
+        self._random = random.Random(os.urandom(2496))
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random = random.Random(os.urandom(2496))
+
+    def new_id(self) -> str:
+        return f"{self._random.getrandbits(128):032x}"
+
+
+_ID_SOURCE: Final = _IdSource()
+
+
 def new_correlation_id() -> str:
-    return os.urandom(16).hex()
+    """A new random 128-bit id, as 32 hex digits."""
+    return _ID_SOURCE.new_id()
 
 
 def valid_correlation_id(value: object) -> str | None:

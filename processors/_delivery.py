@@ -24,11 +24,11 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from execscope.processors._breaker import CircuitBreaker
-from execscope.processors._otlp_encoding import encode_request
+from execscope.processors._compact import CompactSpan, to_readable
+from execscope.processors._otlp_encoding import encode_compact_request
 from execscope.processors._redact_span import redact_span
 from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool
@@ -70,7 +70,7 @@ class Sink(ABC):
         os.register_at_fork(after_in_child=_after_fork_in_child)
 
     def _init_state(self) -> None:
-        self._queue: deque[ReadableSpan] = deque()
+        self._queue: deque[CompactSpan] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition(threading.Lock())
@@ -81,7 +81,7 @@ class Sink(ABC):
 
     # -- the application's side ----------------------------------------------------------------
 
-    def offer(self, span: ReadableSpan) -> None:
+    def offer(self, span: CompactSpan) -> None:
         """Queue ``span`` for export; never blocks. A full queue drops it, counted."""
         queue = self._queue
         if len(queue) >= self.max_queue:
@@ -171,9 +171,9 @@ class Sink(ABC):
         self._idle()
         self.worker_cpu_s += time.thread_time() - cpu
 
-    def _take(self, count: int) -> list[ReadableSpan]:
+    def _take(self, count: int) -> list[CompactSpan]:
         queue = self._queue
-        batch: list[ReadableSpan] = []
+        batch: list[CompactSpan] = []
         try:
             for _ in range(min(count, len(queue))):
                 batch.append(queue.popleft())
@@ -185,12 +185,12 @@ class Sink(ABC):
         return self._schedule_delay_s
 
     @abstractmethod
-    def _ship(self, batch: list[ReadableSpan]) -> None: ...
+    def _ship(self, batch: list[CompactSpan]) -> None: ...
 
     def _idle(self) -> None:  # noqa: B027  (optional hook: most sinks have nothing to do)
         """Called after each round of shipping (the OTLP sink drains its spool here)."""
 
-    def _at_deadline(self, leftover: list[ReadableSpan]) -> None:
+    def _at_deadline(self, leftover: list[CompactSpan]) -> None:
         self._stats.drop(DropReason.SHUTDOWN, len(leftover))
 
     def _close(self) -> None:  # noqa: B027  (optional hook)
@@ -213,9 +213,9 @@ class ExporterSink(Sink):
         self.exporter = exporter
         super().__init__(type(exporter).__name__, stats, masking, **queue)  # type: ignore[arg-type]
 
-    def _ship(self, batch: list[ReadableSpan]) -> None:
+    def _ship(self, batch: list[CompactSpan]) -> None:
         try:
-            result = self.exporter.export(batch)
+            result = self.exporter.export([to_readable(span) for span in batch])
         except Exception as error:  # fail open
             _logger.warning("execscope: %s failed to export %d spans: %s", self.name, len(batch), error)
             result = SpanExportResult.FAILURE
@@ -258,8 +258,8 @@ class OtlpSink(Sink):
         self._abandoned: bytes | None = None
         super().__init__(transport.name, stats, masking, **queue)  # type: ignore[arg-type]
 
-    def _ship(self, batch: Sequence[ReadableSpan]) -> None:
-        payload = encode_request(batch)
+    def _ship(self, batch: Sequence[CompactSpan]) -> None:
+        payload = encode_compact_request(batch)
         count = len(batch)
         spool = self.spool
         if spool is not None and (self.breaker.open or spool.pending_spans):
@@ -326,7 +326,7 @@ class OtlpSink(Sink):
             return min(self._schedule_delay_s, max(0.01, self.breaker.seconds_until_probe()))
         return self._schedule_delay_s
 
-    def _at_deadline(self, leftover: list[ReadableSpan]) -> None:
+    def _at_deadline(self, leftover: list[CompactSpan]) -> None:
         in_flight = self._in_flight
         if in_flight is not None and not in_flight[2]:  # a spooled batch stays in the spool anyway
             payload, count, _ = in_flight
@@ -340,7 +340,7 @@ class OtlpSink(Sink):
             return
         if leftover:
             masked = [redact_span(span, self._masking) for span in leftover]
-            self._to_spool(encode_request(masked), len(masked))
+            self._to_spool(encode_compact_request(masked), len(masked))
 
     def _close(self) -> None:
         self.transport.close()

@@ -31,17 +31,41 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
-__all__ = ["encode_request"]
+from execscope.processors._compact import (
+    ATTRIBUTES,
+    DROPPED_ATTRIBUTES,
+    DROPPED_EVENTS,
+    DROPPED_LINKS,
+    END,
+    EVENTS,
+    KIND,
+    LINKS,
+    NAME,
+    ORIGIN,
+    ORIGINS,
+    PARENT_ID,
+    PARENT_IS_REMOTE,
+    SPAN_ID,
+    START,
+    STATUS_CODE,
+    STATUS_DESCRIPTION,
+    TRACE_ID,
+    TRACE_STATE,
+    CompactSpan,
+    compact_span,
+)
+
+__all__ = ["encode_compact_request", "encode_request"]
 
 _logger = logging.getLogger(__name__)
 
@@ -144,18 +168,9 @@ _SPAN_FLAGS_REMOTE: Final = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REM
 _LINK_FLAGS_LOCAL: Final = b"\x35" + _pack_fixed32(_HAS_IS_REMOTE)
 _LINK_FLAGS_REMOTE: Final = b"\x35" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 
-_INTERNAL: Final = SpanKind.INTERNAL
-#: Span.kind = 6, with the OTLP value of each SDK kind (the SDK's value plus one).
-_KIND_FIELDS: Final[dict[SpanKind, bytes]] = {
-    SpanKind.INTERNAL: b"\x30\x01",
-    SpanKind.SERVER: b"\x30\x02",
-    SpanKind.CLIENT: b"\x30\x03",
-    SpanKind.PRODUCER: b"\x30\x04",
-    SpanKind.CONSUMER: b"\x30\x05",
-}
-_KIND_INTERNAL_FIELD: Final = _KIND_FIELDS[SpanKind.INTERNAL]
+#: Span.kind = 6, by ``SpanKind.value``: the OTLP value of each SDK kind is the SDK's value plus one.
+_KIND_FIELDS: Final[dict[int, bytes]] = {kind.value: bytes((0x30, kind.value + 1)) for kind in SpanKind}
 
-_UNSET: Final = StatusCode.UNSET
 #: The whole Span.status field of a status without a description. The official encoder always
 #: sets the status message, so an unset status is still written as an empty message.
 _STATUS_UNSET_FIELD: Final = _SPAN_STATUS + b"\x00"
@@ -255,25 +270,16 @@ def _key_value(key: str, value: object) -> bytes:
     return (_KEY_PREFIXES.get(key) or _key_prefix(key)) + _field(b"", _any_value(value))
 
 
-def _append_attributes(attributes: Mapping[str, object] | None, tag: bytes, out: list[bytes]) -> None:
-    """Append one ``tag`` field per attribute (a KeyValue) to ``out``.
+def _append_attributes(attributes: Iterable[tuple[str, object]], tag: bytes, out: list[bytes]) -> None:
+    """Append one ``tag`` field per attribute (a KeyValue) of the ``(key, value)`` pairs to ``out``.
 
     An attribute that cannot be encoded is dropped and logged, like the official encoder does, so
     one odd value does not cost the rest of the span. Short strings and integers, nearly all values,
     are encoded inline: the field is appended as its pieces (joined once, with the whole span),
     which saves building each entry by concatenation.
     """
-    if not attributes:
-        return
-    if isinstance(attributes, (MappingProxyType, BoundedAttributes)):
-        # Both iterate through Python-level __iter__/__getitem__ (the SDK span's ``attributes`` is a
-        # proxy of a BoundedAttributes); their public copy() is one C-level dict copy.
-        try:  # noqa: SIM105 - contextlib.suppress costs more than the copy saves
-            attributes = attributes.copy()
-        except AttributeError:
-            pass  # a proxy of a mapping without copy(): iterated as it is
     prefixes = _KEY_PREFIXES
-    for key, value in attributes.items():
+    for key, value in attributes:
         try:
             prefix = prefixes.get(key) or _key_prefix(key)
             if isinstance(value, str):
@@ -298,102 +304,101 @@ def _append_attributes(attributes: Mapping[str, object] | None, tag: bytes, out:
             _logger.warning("OTLP encoding dropped attribute %r: %s", key, error)
 
 
-def _encode_status(status: Status) -> bytes:
+def _mapping_pairs(attributes: Mapping[str, object] | None) -> Iterable[tuple[str, object]]:
+    """The pairs of a resource's or scope's attribute mapping (encoded once per process)."""
+    if not attributes:
+        return ()
+    if isinstance(attributes, (MappingProxyType, BoundedAttributes)):
+        # Both iterate through Python-level __iter__/__getitem__; their copy() is one C-level copy.
+        try:  # noqa: SIM105 - contextlib.suppress costs more than the copy saves
+            attributes = attributes.copy()
+        except AttributeError:
+            pass  # a proxy of a mapping without copy(): iterated as it is
+    return attributes.items()
+
+
+def _encode_status(code: int, description: str | None) -> bytes:
     """The Span.status field: an empty message for unset, else the code and any description."""
-    code = status.status_code
-    description = status.description
-    if code is _UNSET and not description:
+    if not code and not description:
         return _STATUS_UNSET_FIELD
     body = _field(_STATUS_MESSAGE, _utf8(description)) if description else b""
-    if code.value:
-        body += _STATUS_CODE + _varint(code.value)
+    if code:
+        body += _STATUS_CODE + _varint(code)
     return _field(_SPAN_STATUS, body)
 
 
-def _encode_event(event: Event) -> bytes:
-    """The body of a Span.Event."""
+def _encode_event(event: tuple[Any, ...]) -> bytes:
+    """The body of a Span.Event (a compact span's event: name, timestamp, attributes, dropped)."""
+    name, timestamp, attributes, dropped = event
     parts: list[bytes] = []
-    timestamp = event.timestamp
     if timestamp:
         parts += (_EVENT_TIME, _pack_fixed64(timestamp))
-    name = event.name
     if name:
         parts.append(_field(_EVENT_NAME, _utf8(name)))
-    _append_attributes(event.attributes, _EVENT_ATTRIBUTES, parts)
-    dropped = event.dropped_attributes
+    _append_attributes(attributes, _EVENT_ATTRIBUTES, parts)
     if dropped:
         parts += (_EVENT_DROPPED_ATTRIBUTES, _varint(dropped))
     return b"".join(parts)
 
 
-def _encode_link(link: Link) -> bytes:
+def _encode_link(link: tuple[Any, ...]) -> bytes:
     """The body of a Span.Link; the official encoder writes no trace state for links."""
-    context = link.context
-    parts = [
-        _LINK_TRACE_ID,
-        context.trace_id.to_bytes(16, "big"),
-        _LINK_SPAN_ID,
-        context.span_id.to_bytes(8, "big"),
-    ]
-    _append_attributes(link.attributes, _LINK_ATTRIBUTES, parts)
-    dropped = link.dropped_attributes
+    trace_id, span_id, _flags, _state, is_remote, attributes, dropped = link
+    parts = [_LINK_TRACE_ID, trace_id.to_bytes(16, "big"), _LINK_SPAN_ID, span_id.to_bytes(8, "big")]
+    _append_attributes(attributes, _LINK_ATTRIBUTES, parts)
     if dropped:
         parts += (_LINK_DROPPED_ATTRIBUTES, _varint(dropped))
-    parts.append(_LINK_FLAGS_REMOTE if context.is_remote else _LINK_FLAGS_LOCAL)
+    parts.append(_LINK_FLAGS_REMOTE if is_remote else _LINK_FLAGS_LOCAL)
     return b"".join(parts)
 
 
-def _encode_span(span: ReadableSpan) -> bytes:
+def _encode_span(span: CompactSpan) -> bytes:
     """The body of a Span message, its fields in field-number order (as protobuf writes them)."""
-    context = span.get_span_context()
-    if context is None:
-        raise ValueError("the span has no span context")
     parts = [
         _SPAN_TRACE_ID,
-        context.trace_id.to_bytes(16, "big"),
+        span[TRACE_ID].to_bytes(16, "big"),
         _SPAN_SPAN_ID,
-        context.span_id.to_bytes(8, "big"),
+        span[SPAN_ID].to_bytes(8, "big"),
     ]
-    trace_state = context.trace_state
+    trace_state = span[TRACE_STATE]
     if trace_state:
-        parts.append(_field(_SPAN_TRACE_STATE, _utf8(",".join([f"{k}={v}" for k, v in trace_state.items()]))))
-    parent = span.parent
+        parts.append(_field(_SPAN_TRACE_STATE, _utf8(trace_state)))
+    parent = span[PARENT_ID]
     if parent:
-        parts += (_SPAN_PARENT_SPAN_ID, parent.span_id.to_bytes(8, "big"))
-    name = span.name
+        parts += (_SPAN_PARENT_SPAN_ID, parent.to_bytes(8, "big"))
+    name = span[NAME]
     if name:
         try:
             encoded = name.encode()
         except UnicodeEncodeError:
             encoded = name.encode("utf-8", "replace")
         parts += (_SPAN_NAME, _varint(len(encoded)), encoded)
-    kind = span.kind
-    # Anything but a SpanKind is SPAN_KIND_UNSPECIFIED (0, so not written).
-    parts.append(_KIND_INTERNAL_FIELD if kind is _INTERNAL else _KIND_FIELDS.get(kind, b""))
-    start = span.start_time
+    # Anything but a SpanKind's value is SPAN_KIND_UNSPECIFIED (0, so not written).
+    parts.append(_KIND_FIELDS.get(span[KIND], b""))
+    start = span[START]
     if start:
         parts += (_SPAN_START, _pack_fixed64(start))
-    end = span.end_time
+    end = span[END]
     if end:
         parts += (_SPAN_END, _pack_fixed64(end))
-    _append_attributes(span.attributes, _SPAN_ATTRIBUTES, parts)
-    dropped = span.dropped_attributes
+    _append_attributes(span[ATTRIBUTES], _SPAN_ATTRIBUTES, parts)
+    dropped = span[DROPPED_ATTRIBUTES]
     if dropped:
         parts += (_SPAN_DROPPED_ATTRIBUTES, _varint(dropped))
-    for event in span.events:
+    for event in span[EVENTS]:
         parts.append(_field(_SPAN_EVENTS, _encode_event(event)))
-    dropped = span.dropped_events
+    dropped = span[DROPPED_EVENTS]
     if dropped:
         parts += (_SPAN_DROPPED_EVENTS, _varint(dropped))
-    for link in span.links:
+    for link in span[LINKS]:
         parts.append(_field(_SPAN_LINKS, _encode_link(link)))
-    dropped = span.dropped_links
+    dropped = span[DROPPED_LINKS]
     if dropped:
         parts += (_SPAN_DROPPED_LINKS, _varint(dropped))
-    status = span.status
-    if status is not None:
-        parts.append(_encode_status(status))
-    parts.append(_SPAN_FLAGS_REMOTE if parent and parent.is_remote else _SPAN_FLAGS_LOCAL)
+    code = span[STATUS_CODE]
+    if code is not None:
+        parts.append(_encode_status(code, span[STATUS_DESCRIPTION]))
+    parts.append(_SPAN_FLAGS_REMOTE if parent and span[PARENT_IS_REMOTE] else _SPAN_FLAGS_LOCAL)
     return b"".join(parts)
 
 
@@ -403,7 +408,7 @@ def _resource_fields(resource: Resource) -> tuple[bytes, bytes]:
     if cached is not None and cached[0] is resource:
         return cached[1], cached[2]
     parts: list[bytes] = []
-    _append_attributes(resource.attributes, _RESOURCE_ATTRIBUTES, parts)
+    _append_attributes(_mapping_pairs(resource.attributes), _RESOURCE_ATTRIBUTES, parts)
     # The resource message is always written, even when empty.
     resource_field = _field(_RESOURCE_SPANS_RESOURCE, b"".join(parts))
     schema_url = resource.schema_url
@@ -427,7 +432,7 @@ def _scope_fields(scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
         parts.append(_field(_SCOPE_NAME, _utf8(scope.name)))
     if scope.version:
         parts.append(_field(_SCOPE_VERSION, _utf8(scope.version)))
-    _append_attributes(scope.attributes, _SCOPE_ATTRIBUTES, parts)
+    _append_attributes(_mapping_pairs(scope.attributes), _SCOPE_ATTRIBUTES, parts)
     scope_field = _field(_SCOPE_SPANS_SCOPE, b"".join(parts))
     schema_url = scope.schema_url
     schema_field = _field(_SCOPE_SPANS_SCHEMA_URL, _utf8(schema_url)) if schema_url else b""
@@ -459,77 +464,65 @@ class _ResourceGroup:
     def __init__(self, resource_field: bytes, schema_field: bytes) -> None:
         self.resource_field = resource_field
         self.schema_field = schema_field
-        self.scopes: dict[InstrumentationScope | None, _ScopeGroup] = {}
+        #: By origin key: one per scope (by equality) of this resource.
+        self.scopes: dict[int, _ScopeGroup] = {}
 
     def encode(self) -> bytes:
         scope_spans = [_field(_RESOURCE_SPANS_SCOPE_SPANS, group.encode()) for group in self.scopes.values()]
         return self.resource_field + b"".join(scope_spans) + self.schema_field
 
 
-def _group_of(
-    resource: Resource, scope: InstrumentationScope | None, groups: dict[Resource, _ResourceGroup]
-) -> list[bytes]:
-    """The span list of the (resource, scope) group, created if new.
-
-    Groups are found by equality, as the official encoder's dictionaries do, so equal resources or
-    scopes from different objects share a group, encoded from the first one seen. Everything is
-    encoded before anything is added, so a failure leaves no empty group behind.
-    """
-    resource_group = groups.get(resource)
-    if resource_group is None:
-        resource_group = _ResourceGroup(*_resource_fields(resource))
-        scope_group = _ScopeGroup(scope)
-        resource_group.scopes[scope] = scope_group
-        groups[resource] = resource_group
-        return scope_group.spans
-    scope_group_or_none = resource_group.scopes.get(scope)
-    if scope_group_or_none is None:
-        scope_group_or_none = resource_group.scopes[scope] = _ScopeGroup(scope)
-    return scope_group_or_none.spans
-
-
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """The serialised OTLP ``ExportTraceServiceRequest`` of ``spans``.
+    """The serialised OTLP ``ExportTraceServiceRequest`` of SDK spans.
 
     Parses into a message equal to ``encode_spans(spans)`` of the official encoder (see the module
     docstring for the few inputs on which it fails and this does not). A span that cannot be encoded
     is left out and the batch is still encoded; the spans left out are logged as one error.
     """
-    groups: dict[Resource, _ResourceGroup] = {}
-    # Per batch, by identity: (resource, scope) objects -> their group's span list. The values hold
-    # the objects, so their ids stay unique while this dictionary lives.
-    by_identity: dict[tuple[int, int], tuple[Resource, InstrumentationScope | None, list[bytes]]] = {}
-    last_resource: Resource | None = None
-    last_scope: InstrumentationScope | None = None
-    last_spans: list[bytes] = []
-    failed = 0
-    first_error: Exception | None = None
+    compacted: list[CompactSpan] = []
+    failures: list[Exception] = []
+    for span in spans:
+        try:
+            compacted.append(compact_span(span))
+        except Exception as error:
+            failures.append(error)
+    return _encode(compacted, failures, len(spans))
+
+
+def encode_compact_request(spans: Sequence[CompactSpan]) -> bytes:
+    """The serialised OTLP ``ExportTraceServiceRequest`` of compact spans (see :func:`encode_request`)."""
+    return _encode(spans, [], len(spans))
+
+
+def _encode(spans: Sequence[CompactSpan], failures: list[Exception], total: int) -> bytes:
+    # Resource groups by the resource's key among equal resources; span lists by origin key (the
+    # resource and scope, by equality), each in order of first appearance.
+    groups: dict[int, _ResourceGroup] = {}
+    targets: dict[int, list[bytes]] = {}
     for span in spans:
         try:
             body = _encode_span(span)
-            resource = span.resource
-            scope = span.instrumentation_scope or None
-            if resource is last_resource and scope is last_scope and last_resource is not None:
-                target = last_spans
-            else:
-                found = by_identity.get((id(resource), id(scope)))
-                if found is None:
-                    target = _group_of(resource, scope, groups)
-                    by_identity[id(resource), id(scope)] = (resource, scope, target)
-                else:
-                    target = found[2]
-                last_resource, last_scope, last_spans = resource, scope, target
+            origin = span[ORIGIN]
+            target = targets.get(origin)
+            if target is None:
+                resource, scope, resource_key = ORIGINS[origin]
+                group = groups.get(resource_key)
+                if group is None:
+                    group = _ResourceGroup(*_resource_fields(resource))
+                scope_group = _ScopeGroup(scope)
+                # Everything is encoded before anything is added: a failure leaves no empty group.
+                groups[resource_key] = group
+                group.scopes[origin] = scope_group
+                target = targets[origin] = scope_group.spans
             target += (_SCOPE_SPANS_SPAN + _varint(len(body)), body)
         except Exception as error:
-            failed += 1
-            if first_error is None:
-                first_error = error
-    if first_error is not None:
+            failures.append(error)
+    if failures:
         _logger.error(
             "OTLP encoding left out %d of %d spans that could not be encoded; the first failed with %r",
-            failed,
-            len(spans),
-            first_error,
-            exc_info=first_error,
+            len(failures),
+            total,
+            failures[0],
+            exc_info=failures[0],
         )
     return b"".join([_field(_REQUEST_RESOURCE_SPANS, group.encode()) for group in groups.values()])

@@ -1,7 +1,8 @@
 """The one span processor execscope installs, and the thread that watches it.
 
-``on_start`` stamps the correlation id. ``on_end`` hands the span to the tail sampler and what
-it releases to every sink's queue. Both run on the application's thread, so both do only
+``on_start`` stamps the correlation id. ``on_end`` turns the span into its compact form (plain
+tuples the garbage collector does not track: see ``_compact``) and hands it to the tail sampler,
+and what that releases to every sink's queue. Both run on the application's thread, so both do only
 in-memory work bounded by a short lock: they never wait for I/O. ``force_flush`` and
 ``shutdown`` spend ONE deadline across all sinks (not one per sink), and at shutdown what could
 not be delivered in time is spooled for the next start.
@@ -23,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from execscope.attributes import CORRELATION_ID
+from execscope.processors._compact import CompactSpan, compact_span
 from execscope.processors._correlation import REGISTRY, CorrelationRegistry
 from execscope.processors._delivery import OtlpSink, Sink
 from execscope.processors._governor import Governor, Reading, resident_memory_bytes
@@ -67,12 +69,12 @@ class ExecscopeSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         self.stats.ended += 1
         try:
-            self._to_sinks(self.tail.offer(span))
+            self._to_sinks(self.tail.offer(compact_span(span)))
         except Exception:  # fail open
             self.stats.internal_errors += 1
             _logger.debug("execscope: pipeline error at span end", exc_info=True)
 
-    def _to_sinks(self, released: list[ReadableSpan]) -> None:
+    def _to_sinks(self, released: list[CompactSpan]) -> None:
         for span in released:
             for sink in self.sinks:
                 sink.offer(span)

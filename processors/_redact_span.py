@@ -1,21 +1,23 @@
-"""Applies attribute masking to a whole SDK span (its attributes and its events' attributes)."""
+"""Applies attribute masking to a whole held span (its attributes and its events' attributes)."""
 
 from __future__ import annotations
 
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from typing import Any
 
 from execscope.capture import Redactor
+from execscope.processors._compact import ATTRIBUTES, EVENTS, CompactSpan, Pairs, with_attributes
 from execscope.processors._redaction import SpanMasking, as_masking, redact_attributes
 
 
-def _bounded(masked: dict[str, object], original: object) -> BoundedAttributes:
-    attributes = BoundedAttributes(maxlen=None, attributes=masked, immutable=True, max_value_len=None)  # type: ignore[arg-type]
-    attributes.dropped = getattr(original, "dropped", 0)
-    return attributes
+def _masked_pairs(pairs: Pairs, masking: SpanMasking) -> Pairs | None:
+    """The masked pairs, or None when nothing in them changes."""
+    if not pairs:
+        return None
+    changed = redact_attributes(dict(pairs), masking)
+    return tuple(changed.items()) if changed is not None else None
 
 
-def redact_span(span: ReadableSpan, masking: SpanMasking | Redactor) -> ReadableSpan:
+def redact_span(span: CompactSpan, masking: SpanMasking | Redactor) -> CompactSpan:
     """``span`` itself when nothing in it is sensitive, otherwise a masked copy.
 
     ``masking`` says what to mask (see :class:`SpanMasking`); a bare ``Redactor`` masks
@@ -24,27 +26,18 @@ def redact_span(span: ReadableSpan, masking: SpanMasking | Redactor) -> Readable
     masking = as_masking(masking)
     if not masking.enabled:
         return span
-    attributes = redact_attributes(span.attributes, masking)
-    events = None
-    for index, event in enumerate(span.events):
-        masked = redact_attributes(event.attributes, masking)
+    attributes = _masked_pairs(span[ATTRIBUTES], masking)
+    events: list[tuple[Any, ...]] | None = None
+    for index, event in enumerate(span[EVENTS]):
+        masked = _masked_pairs(event[2], masking)
         if masked is not None:
             if events is None:
-                events = list(span.events)
-            events[index] = Event(event.name, masked, event.timestamp, limit=None)
+                events = list(span[EVENTS])
+            events[index] = (event[0], event[1], masked, event[3])
     if attributes is None and events is None:
         return span
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=_bounded(attributes, span.attributes) if attributes is not None else span.attributes,
-        events=events if events is not None else span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
+    return with_attributes(
+        span,
+        attributes if attributes is not None else span[ATTRIBUTES],
+        tuple(events) if events is not None else None,
     )

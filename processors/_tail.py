@@ -19,16 +19,25 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
-
+from execscope.processors._compact import (
+    ATTRIBUTES,
+    END,
+    EVENTS,
+    NAME,
+    START,
+    TRACE_ID,
+    CompactSpan,
+    Pairs,
+    is_error,
+    is_local_root,
+)
 from execscope.processors._decision import TailPolicy, TraceFacts, Verdict, decide
 from execscope.processors._stats import DropReason, PipelineStats
 
 #: Traces whose decision is remembered for late spans.
 DECIDED_CAPACITY: Final = 65_536
-#: A held span's fixed cost besides its attribute text (the span object, its context, lists).
-_SPAN_OVERHEAD_BYTES: Final = 600
+#: A held span's fixed cost besides its attribute text (the compact tuple, its ids, its pairs).
+_SPAN_OVERHEAD_BYTES: Final = 400
 #: How often (in spans offered) the hold-time limit is checked.
 _AGE_CHECK_EVERY: Final = 256
 
@@ -37,31 +46,29 @@ class _Held:
     __slots__ = ("bytes", "facts", "first_seen", "spans")
 
     def __init__(self, now: float) -> None:
-        self.spans: list[ReadableSpan] = []
+        self.spans: list[CompactSpan] = []
         self.facts = TraceFacts()
         self.bytes = 0
         self.first_seen = now
 
 
-def estimated_size(span: ReadableSpan) -> int:
-    """Bytes a held span is charged: a fixed overhead plus its attribute and event text."""
-    size = _SPAN_OVERHEAD_BYTES + len(span.name)
-    for key, value in (span.attributes or {}).items():
+def _pairs_size(pairs: Pairs) -> int:
+    size = 0
+    for key, value in pairs:
         size += len(key) + (len(value) if isinstance(value, str) else 16)
-    for event in span.events:
-        size += 64 + len(event.name)
-        for key, value in (event.attributes or {}).items():
-            size += len(key) + (len(value) if isinstance(value, str) else 16)
     return size
 
 
-def _add_facts(facts: TraceFacts, span: ReadableSpan) -> None:
-    facts.add(span.start_time or 0, span.end_time or 0, span.status.status_code is StatusCode.ERROR)
+def estimated_size(span: CompactSpan) -> int:
+    """Bytes a held span is charged: a fixed overhead plus its attribute and event text."""
+    size = _SPAN_OVERHEAD_BYTES + len(span[NAME]) + _pairs_size(span[ATTRIBUTES])
+    for event in span[EVENTS]:
+        size += 64 + len(event[0]) + _pairs_size(event[2])
+    return size
 
 
-def is_local_root(span: ReadableSpan) -> bool:
-    parent = span.parent
-    return parent is None or parent.is_remote
+def _add_facts(facts: TraceFacts, span: CompactSpan) -> None:
+    facts.add(span[START], span[END], is_error(span))
 
 
 class TailSampler:
@@ -101,9 +108,9 @@ class TailSampler:
     def effective_rate(self) -> float:
         return min(self.policy.keep_rate, self._keep_rate())
 
-    def offer(self, span: ReadableSpan) -> list[ReadableSpan]:
+    def offer(self, span: CompactSpan) -> list[CompactSpan]:
         """The spans that may be exported now (this one, a whole decided trace, or none)."""
-        trace_id = span.context.trace_id
+        trace_id = span[TRACE_ID]
         with self._lock:
             held = self._held.get(trace_id)
             if held is None:
@@ -126,7 +133,7 @@ class TailSampler:
             size = estimated_size(span)
             held.bytes += size
             self._bytes += size
-            released: list[ReadableSpan] = []
+            released: list[CompactSpan] = []
             if is_local_root(span):
                 released += self._decide(trace_id, early=False)
             self._offers += 1
@@ -134,16 +141,16 @@ class TailSampler:
                 released += self._decide_early()
             return released
 
-    def flush(self) -> list[ReadableSpan]:
+    def flush(self) -> list[CompactSpan]:
         """Decide every held trace now (at shutdown or force_flush), on what it shows so far."""
         with self._lock:
-            released: list[ReadableSpan] = []
+            released: list[CompactSpan] = []
             for trace_id in list(self._held):
                 released += self._decide(trace_id, early=True)
             return released
 
-    def _decide_early(self) -> list[ReadableSpan]:
-        released: list[ReadableSpan] = []
+    def _decide_early(self) -> list[CompactSpan]:
+        released: list[CompactSpan] = []
         deadline = self._clock() - self._max_hold_s
         while self._held:
             trace_id, oldest = next(iter(self._held.items()))
@@ -152,7 +159,7 @@ class TailSampler:
             released += self._decide(trace_id, early=True)
         return released
 
-    def _decide(self, trace_id: int, *, early: bool) -> list[ReadableSpan]:
+    def _decide(self, trace_id: int, *, early: bool) -> list[CompactSpan]:
         held = self._held.pop(trace_id)
         self._bytes -= held.bytes
         over_budget = early and self._bytes + held.bytes > self._max_bytes

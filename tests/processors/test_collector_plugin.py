@@ -44,10 +44,11 @@ from opentelemetry.util.types import AttributeValue
 
 from execscope.attributes import CORRELATION_ID
 from execscope.capture import REDACTED, default_redactor
+from execscope.processors._compact import SPAN_ID, TRACE_ID, compact_span, is_local_root
 from execscope.processors._decision import TailPolicy, rate_keeps
 from execscope.processors._redaction import redact_attribute
 from execscope.processors._stats import PipelineStats
-from execscope.processors._tail import TailSampler, is_local_root
+from execscope.processors._tail import TailSampler
 from execscope.settings import setting_specs
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def _requests(finished: Sequence[ReadableSpan]) -> list[list[ReadableSpan]]:
             requests.append([span])
             continue
         open_traces.setdefault(trace_id, []).append(span)
-        if is_local_root(span):
+        if is_local_root(compact_span(span)):
             requests.append(open_traces.pop(trace_id))
             decided.add(trace_id)
     assert not open_traces
@@ -233,13 +234,13 @@ def test_same_decisions_as_the_in_process_tail_sampler(binary: Path, tmp_path: P
         max_bytes=1 << 40,
         max_hold_s=1e9,
     )
-    released = [kept for span in finished for kept in sampler.offer(span)]
+    released = [kept for span in finished for kept in sampler.offer(compact_span(span))]
     assert sampler.flush() == []
-    expected = {span.context.span_id for span in released}
+    expected = {span[SPAN_ID] for span in released}
 
     # The test must cover every reason: traces kept by error or latency alone, by rate, and dropped.
     trace_ids = {span.context.trace_id for span in finished}
-    kept_traces = {span.context.trace_id for span in released}
+    kept_traces = {span[TRACE_ID] for span in released}
     by_rate = {trace_id for trace_id in trace_ids if rate_keeps(trace_id, KEEP_RATE)}
     assert kept_traces - by_rate, "no trace kept by error or latency alone"
     assert kept_traces & by_rate, "no trace kept by the rate"

@@ -15,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
 from pipeline_helpers import in_memory
 
 from conftest import require_service
 from execscope.capture import REDACTED, NoopRedactor, Redactor
+from execscope.processors._compact import ATTRIBUTES, CompactSpan, compact_span
 from execscope.processors._redact_span import redact_span
 from execscope.processors._redaction import SpanMasking, redact_attributes
 from execscope.processors._sql import parameter_bindings, redact_parameters, sanitize_statement
@@ -274,16 +276,22 @@ def test_parameter_redaction_never_raises(statement: str, parameters: str) -> No
 # -- in the span pipeline -------------------------------------------------------------------------
 
 
-def _db_span(**attributes: object) -> ReadableSpan:
-    return ReadableSpan("SELECT", attributes={"db.system": "postgresql", **attributes})  # type: ignore[arg-type]
+def _db_span(**attributes: object) -> CompactSpan:
+    context = SpanContext(1, 2, is_remote=False)
+    return compact_span(
+        ReadableSpan("SELECT", context=context, attributes={"db.system": "postgresql", **attributes})  # type: ignore[arg-type]
+    )
+
+
+def _attributes(span: CompactSpan) -> dict[str, object]:
+    return dict(span[ATTRIBUTES])
 
 
 def test_statement_sanitizing_is_independent_of_redaction() -> None:
     span = _db_span(**{"db.statement": "SELECT * FROM t WHERE a = 'x'", "db.query.text": "SELECT 1"})
-    sanitized = redact_span(span, SpanMasking(NoopRedactor(), sanitize_sql=True))
-    assert sanitized.attributes is not None
-    assert sanitized.attributes["db.statement"] == "SELECT * FROM t WHERE a = ?"
-    assert sanitized.attributes["db.query.text"] == "SELECT ?"
+    sanitized = _attributes(redact_span(span, SpanMasking(NoopRedactor(), sanitize_sql=True)))
+    assert sanitized["db.statement"] == "SELECT * FROM t WHERE a = ?"
+    assert sanitized["db.query.text"] == "SELECT ?"
     kept = redact_span(span, SpanMasking(REDACTOR, sanitize_sql=False))
     assert kept is span  # nothing sensitive, nothing to sanitize: no copy
     assert redact_span(span, SpanMasking(NoopRedactor(), sanitize_sql=False)) is span
@@ -296,12 +304,10 @@ def test_parameters_are_redacted_with_redaction_only() -> None:
             "db.statement.parameters": "('hunter2', 7)",
         }
     )
-    masked = redact_span(span, SpanMasking(REDACTOR, sanitize_sql=True)).attributes
-    assert masked is not None
+    masked = _attributes(redact_span(span, SpanMasking(REDACTOR, sanitize_sql=True)))
     assert masked["db.statement"] == "UPDATE u SET password = %s WHERE name = ? AND id = %s"
     assert masked["db.statement.parameters"] == "('[redacted]', 7)"
-    unmasked = redact_span(span, SpanMasking(NoopRedactor(), sanitize_sql=True)).attributes
-    assert unmasked is not None
+    unmasked = _attributes(redact_span(span, SpanMasking(NoopRedactor(), sanitize_sql=True)))
     assert unmasked["db.statement.parameters"] == "('hunter2', 7)"  # redact=false: nothing is masked
 
 

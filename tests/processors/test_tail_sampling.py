@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 from pipeline_helpers import in_memory
 
 from execscope.processors import TailPolicy, rate_keeps
+from execscope.processors._compact import SPAN_ID, CompactSpan, compact_span
 from execscope.processors._stats import PipelineStats
 from execscope.processors._tail import TailSampler
 
@@ -27,17 +28,19 @@ def span(
     start: int = 0,
     end: int = MS,
     remote_parent: bool = False,
-) -> ReadableSpan:
+) -> CompactSpan:
     parent_context = None
     if parent is not None or remote_parent:
         parent_context = SpanContext(trace_id, parent or 99, is_remote=remote_parent)
-    return ReadableSpan(
-        name=f"span {span_id}",
-        context=SpanContext(trace_id, span_id, is_remote=False),
-        parent=parent_context,
-        status=Status(StatusCode.ERROR if error else StatusCode.UNSET),
-        start_time=start,
-        end_time=end,
+    return compact_span(
+        ReadableSpan(
+            name=f"span {span_id}",
+            context=SpanContext(trace_id, span_id, is_remote=False),
+            parent=parent_context,
+            status=Status(StatusCode.ERROR if error else StatusCode.UNSET),
+            start_time=start,
+            end_time=end,
+        )
     )
 
 
@@ -48,8 +51,8 @@ def sampler(
     return TailSampler(policy, PipelineStats(), max_bytes=max_bytes, max_hold_s=60, **kwargs)  # type: ignore[arg-type]
 
 
-def ids(spans: list[ReadableSpan]) -> list[int]:
-    return [s.context.span_id for s in spans]
+def ids(spans: list[CompactSpan]) -> list[int]:
+    return [s[SPAN_ID] for s in spans]
 
 
 def test_with_a_keep_rate_of_one_nothing_is_held() -> None:
@@ -94,7 +97,7 @@ def test_spans_ending_after_the_decision_follow_it() -> None:
 
 
 def test_a_full_buffer_decides_the_oldest_traces_early_keeping_those_with_errors() -> None:
-    tail = sampler(0.0, max_bytes=1_000)  # room for one held span
+    tail = sampler(0.0, max_bytes=700)  # room for one held span
     assert tail.offer(span(1, 2, parent=1, error=True)) == []
     assert ids(tail.offer(span(2, 2, parent=1))) == [2]  # trace 1 decided early: it has an error
     assert tail.offer(span(3, 2, parent=1)) == []  # trace 2 decided early: dropped
