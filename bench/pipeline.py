@@ -548,8 +548,6 @@ class _GovernorLog:
         self._last = (time.perf_counter(), _cpu_s(), made)
 
     def summary(self) -> dict[str, Any]:
-        from execscope.processors._pipeline import HOT_PATH_CPU_PER_SPAN_S
-
         governor = self.monitor.governor
         steps = ["normal"]
         for tick in self.ticks:
@@ -557,7 +555,8 @@ class _GovernorLog:
                 steps.append(f"{tick['level']}@{tick['t']:.1f}s")
         return {
             "budget": governor.budgets.cpu_share,
-            "hot_path_estimate_us": HOT_PATH_CPU_PER_SPAN_S * 1e6,
+            # What the governor last measured on_start + on_end to cost per span.
+            "hot_path_estimate_us": self.monitor.processor.clock.per_span_s * 1e6,
             "changes": {name: count for name, count in governor.changes.items() if count},
             "timeline": ", ".join(steps),
             "ticks": self.ticks,
@@ -814,7 +813,8 @@ def _governor_details(run: Run, governor: dict[str, Any], reference: _Reference 
         f"    measured added cpu (process cpu minus {reference.label if reference else REFERENCE}'s per "
         f"span): {_number(_added_share(run, reference), 3)} core over the run, {tick_text}; execscope's "
         f"threads {run.worker_cpu_s / run.wall_s if run.wall_s > 0 else 0.0:.3f} core; app thread "
-        f"+{_number(hot_path)} µs/span (the governor assumes {governor['hot_path_estimate_us']:.0f})"
+        f"+{_number(hot_path)} µs/span (on_start + on_end as the governor measured them: "
+        f"{governor['hot_path_estimate_us']:.1f})"
     )
     return lines
 

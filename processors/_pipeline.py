@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -33,10 +34,62 @@ from execscope.processors._tail import TailSampler
 
 _logger = logging.getLogger(__name__)
 
-#: CPU the application's thread spends per span in execscope's own code (on_start/on_end and,
-#: for recorded calls, capture), measured with ``python -m bench pipeline``; the governor adds it
-#: to the worker threads' measured CPU to estimate what execscope costs the process.
+#: The governor's estimate of the CPU the application's thread spends per span in execscope's
+#: own ``on_start`` and ``on_end``, until those calls have been measured (``HotPathClock``).
 HOT_PATH_CPU_PER_SPAN_S = 4e-6
+#: On average one call in this many of ``on_start`` and of ``on_end`` is timed.
+_TIMED_EVERY: Final = 64
+
+
+class HotPathClock:
+    """The CPU ``on_start`` and ``on_end`` cost the application's threads, measured on a sample.
+
+    Why sampled: reading a thread's CPU clock is a system call, a good part of what the hooks
+    themselves cost; about one call in ``_TIMED_EVERY`` gives the governor a measured figure
+    (which includes what contention with the export worker adds) for a negligible share of the
+    work. The gaps between timed calls are random: a fixed period would keep timing the same
+    phase of a periodic cost (the worker's wake-up every batch, the collector's young
+    collections every so many allocations) and measure it always or never.
+    """
+
+    __slots__ = (
+        "_end_count",
+        "_end_s",
+        "_random",
+        "_start_count",
+        "_start_s",
+        "next_timed_end",
+        "next_timed_start",
+        "per_span_s",
+    )
+
+    def __init__(self) -> None:
+        self._start_s = self._end_s = 0.0
+        self._start_count = self._end_count = 0
+        #: The latest estimate of both hooks' CPU per span.
+        self.per_span_s = HOT_PATH_CPU_PER_SPAN_S
+        self._random = random.Random(0x5EED)  # private: the program's random state is not ours
+        #: The counts of started and ended spans at which the next call of each hook is timed.
+        self.next_timed_start = self.next_timed_end = _TIMED_EVERY
+
+    def gap(self) -> int:
+        return self._random.randrange(1, 2 * _TIMED_EVERY)
+
+    def started(self, cpu_s: float) -> None:
+        self._start_s += cpu_s
+        self._start_count += 1
+
+    def ended(self, cpu_s: float) -> None:
+        self._end_s += cpu_s
+        self._end_count += 1
+
+    def take(self) -> float:
+        """The estimate from the calls timed since the last take (the previous one without any)."""
+        if self._start_count and self._end_count:
+            self.per_span_s = self._start_s / self._start_count + self._end_s / self._end_count
+        self._start_s = self._end_s = 0.0
+        self._start_count = self._end_count = 0
+        return self.per_span_s
 
 
 class ExecscopeSpanProcessor(SpanProcessor):
@@ -57,9 +110,21 @@ class ExecscopeSpanProcessor(SpanProcessor):
         self._registry = registry
         self._on_shutdown = on_shutdown
         self._shut_down = False
+        self.clock = HotPathClock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self.stats.started += 1
+        stats = self.stats
+        stats.started += 1
+        clock = self.clock
+        if stats.started < clock.next_timed_start:
+            self._start(span, parent_context)
+            return
+        clock.next_timed_start = stats.started + clock.gap()
+        began = time.thread_time()
+        self._start(span, parent_context)
+        clock.started(time.thread_time() - began)
+
+    def _start(self, span: Span, parent_context: Context | None) -> None:
         try:
             context = parent_context if parent_context is not None else otel_context.get_current()
             span.set_attribute(CORRELATION_ID, self._registry.resolve(span.context.trace_id, context))
@@ -67,7 +132,18 @@ class ExecscopeSpanProcessor(SpanProcessor):
             self.stats.internal_errors += 1
 
     def on_end(self, span: ReadableSpan) -> None:
-        self.stats.ended += 1
+        stats = self.stats
+        stats.ended += 1
+        clock = self.clock
+        if stats.ended < clock.next_timed_end:
+            self._end(span)
+            return
+        clock.next_timed_end = stats.ended + clock.gap()
+        began = time.thread_time()
+        self._end(span)
+        clock.ended(time.thread_time() - began)
+
+    def _end(self, span: ReadableSpan) -> None:
         try:
             self._to_sinks(self.tail.offer(compact_span(span)))
         except Exception:  # fail open
@@ -147,6 +223,7 @@ class Monitor:
 
     def _after_fork_in_child(self) -> None:
         self.processor.stats.reset()
+        self.processor.clock = HotPathClock()  # its thresholds count the parent's spans
         self._stop = threading.Event()
         self._started_at = time.time()
         self._last = self._totals()
@@ -165,17 +242,21 @@ class Monitor:
                 self.processor.stats.internal_errors += 1
                 _logger.debug("execscope: governor error", exc_info=True)
 
-    def _totals(self) -> tuple[float, int]:
+    def _totals(self) -> tuple[float, int, int]:
         cpu = sum(sink.worker_cpu_s for sink in self.processor.sinks) + self.extra_cpu_s()
-        return cpu, self.processor.stats.ended
+        stats = self.processor.stats
+        return cpu, stats.ended, stats.started
 
     def tick(self, *, observe: bool = True) -> Reading:
         now = time.monotonic()
         elapsed = max(now - self._last_time, 1e-6)
-        cpu, ended = self._totals()
-        previous_cpu, previous_ended = self._last
-        self._last, self._last_time = (cpu, ended), now
+        cpu, ended, started = self._totals()
+        previous_cpu, previous_ended, previous_started = self._last
+        self._last, self._last_time = (cpu, ended, started), now
         spans = max(0, ended - previous_ended)
+        # Spans that went through on_start were made on the application's threads, which paid for
+        # both hooks; the recorder's spans only pass on_end, on its own thread (in extra_cpu_s).
+        hot_path_s = max(0, started - previous_started) * self.processor.clock.take()
         sinks = self.processor.sinks
         spool_fill = 0.0
         for sink in sinks:
@@ -186,7 +267,7 @@ class Monitor:
             spool_fill=spool_fill,
             export_failing=any(isinstance(sink, OtlpSink) and sink.breaker.open for sink in sinks),
             spans_per_s=spans / elapsed,
-            cpu_share=((cpu - previous_cpu) + spans * HOT_PATH_CPU_PER_SPAN_S) / elapsed,
+            cpu_share=((cpu - previous_cpu) + hot_path_s) / elapsed,
             memory_bytes=resident_memory_bytes(),
         )
         if observe:

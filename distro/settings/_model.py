@@ -168,7 +168,7 @@ class Settings:
         "Tail sampling: a trace whose local root has not ended after this long is decided early.",
     )
     export_queue_size: int = _setting(
-        8192,
+        32768,
         p.parse_positive_int,
         "Spans waiting for export per exporter; beyond it spans are dropped (counted).",
     )

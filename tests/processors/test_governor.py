@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pipeline_helpers import pipeline
 
+from execscope.processors._correlation import CorrelationRegistry
 from execscope.processors._governor import (
     CRITICAL_KEEP_RATE,
     DEGRADED_KEEP_RATE,
@@ -101,3 +107,27 @@ def test_every_level_change_is_logged_once(clock: list[float], caplog: pytest.Lo
     assert [r.getMessage() for r in caplog.records] == [
         "execscope: load level normal -> critical (pressure 1.60 of budget)"
     ]
+
+
+def test_the_cpu_reading_counts_what_the_span_hooks_were_measured_to_cost(tmp_path: Path) -> None:
+    """The hooks' CPU is measured on a sample of calls, not assumed: a costly hook shows up."""
+
+    class SlowRegistry(CorrelationRegistry):
+        def resolve(self, trace_id: int, context: Context | None = None) -> str:
+            began = time.thread_time()
+            while time.thread_time() - began < 0.002:  # 2 ms of CPU per span start
+                pass
+            return super().resolve(trace_id, context)
+
+    with pipeline(tmp_path, [InMemorySpanExporter()], governor_cpu_budget=0) as pipe:
+        pipe.processor._registry = SlowRegistry()
+        pipe.monitor.tick()  # the interval starts now
+        began = time.monotonic()
+        for _ in range(256):
+            with pipe.tracer.start_as_current_span("costly start"):
+                pass
+        elapsed = time.monotonic() - began
+        reading = pipe.monitor.tick()
+    assert pipe.processor.clock.per_span_s == pytest.approx(0.002, rel=0.5)
+    # About 256 x 2 ms of hook CPU over the interval, whatever else the reading adds.
+    assert reading.cpu_share >= 0.5 * 256 * 0.002 / (elapsed + 0.5)
