@@ -79,8 +79,11 @@ class Origins:
 
     def __init__(self) -> None:
         self._by_identity: dict[tuple[int, int], tuple[Resource, InstrumentationScope | None, int]] = {}
-        self._by_value: dict[tuple[Resource, InstrumentationScope | None], int] = {}
+        #: By the resource's key among equal resources and the scope (whose hash is cheap).
+        self._by_value: dict[tuple[int, InstrumentationScope | None], int] = {}
         self._resource_keys: dict[Resource, int] = {}
+        #: id(resource) -> (resource, its key): hashing a Resource serialises its attributes.
+        self._resources_by_identity: dict[int, tuple[Resource, int]] = {}
         #: key -> (resource, scope, key of the resource among equal resources)
         self.entries: list[tuple[Resource, InstrumentationScope | None, int]] = []
         self._lock = threading.Lock()
@@ -90,17 +93,27 @@ class Origins:
         if found is not None and found[0] is resource and found[1] is scope:
             return found[2]
         with self._lock:
-            key = self._by_value.get((resource, scope))
+            resource_key = self._resource_key(resource)
+            key = self._by_value.get((resource_key, scope))
             if key is None:
-                resource_key = self._resource_keys.setdefault(resource, len(self._resource_keys))
                 key = len(self.entries)
                 self.entries.append((resource, scope, resource_key))
-                self._by_value[resource, scope] = key
+                self._by_value[resource_key, scope] = key
             if len(self._by_identity) >= self._IDENTITY_CACHE_MAX:
                 self._by_identity.clear()
             # The entry holds both objects, so their ids cannot be reused while it is cached.
             self._by_identity[id(resource), id(scope)] = (resource, scope, key)
             return key
+
+    def _resource_key(self, resource: Resource) -> int:
+        found = self._resources_by_identity.get(id(resource))
+        if found is not None and found[0] is resource:
+            return found[1]
+        key = self._resource_keys.setdefault(resource, len(self._resource_keys))
+        if len(self._resources_by_identity) >= self._IDENTITY_CACHE_MAX:
+            self._resources_by_identity.clear()
+        self._resources_by_identity[id(resource)] = (resource, key)
+        return key
 
     def __getitem__(self, key: int) -> tuple[Resource, InstrumentationScope | None, int]:
         return self.entries[key]
