@@ -300,7 +300,3 @@ def to_readable(span: CompactSpan, origins: Origins = ORIGINS) -> ReadableSpan:
     readable._events = _dropped_list(events, span[DROPPED_EVENTS])
     readable._links = _dropped_list(links, span[DROPPED_LINKS])
     return readable
-
-
-def compact_spans(spans: Iterable[ReadableSpan]) -> list[CompactSpan]:
-    return [compact_span(span) for span in spans]

@@ -22,9 +22,10 @@ where the official encoder would fail:
   out and logged; the official encoder fails the whole batch. A span kind that is not a
   ``SpanKind`` is encoded as ``SPAN_KIND_UNSPECIFIED`` rather than failing.
 
-The caches key resources and scopes by identity (holding a reference, so an ``id`` cannot be reused
-while cached): both are immutable in the SDK. The caches are bounded and cleared when full, and are
-safe to share between threads (a race at worst encodes the same bytes twice).
+A resource's and scope's fields are encoded once per origin (``_compact.ORIGINS``, whose keys are
+never reused and whose objects are immutable in the SDK); attribute keys once per key, in a cache
+that is bounded and cleared when full. Both caches are safe to share between threads (a race at
+worst encodes the same bytes twice).
 """
 
 from __future__ import annotations
@@ -91,10 +92,8 @@ _SHORT: Final = 0x7E
 #: For each such length: KeyValue.value's one-byte length, AnyValue.string_value's tag and length.
 _SHORT_STRING_HEADS: Final = tuple(bytes((size + 2, 0x0A, size)) for size in range(_SHORT))
 
-#: Bounds of the per-process caches; each is cleared when it reaches its bound.
+#: Bound of the attribute key cache; it is cleared when it reaches it.
 _MAX_KEYS: Final = 4096
-_MAX_RESOURCES: Final = 64
-_MAX_SCOPES: Final = 256
 
 # AnyValue fields.
 _ANY_STRING: Final = b"\x0a"  # 1 string_value
@@ -177,10 +176,9 @@ _STATUS_UNSET_FIELD: Final = _SPAN_STATUS + b"\x00"
 
 #: ``tag + length + UTF-8 key`` of KeyValue.key followed by the KeyValue.value tag, by key.
 _KEY_PREFIXES: dict[str, bytes] = {}
-#: The ResourceSpans.resource field and ResourceSpans.schema_url field, by id(resource).
-_RESOURCES: dict[int, tuple[Resource, bytes, bytes]] = {}
-#: The ScopeSpans.scope field and ScopeSpans.schema_url field, by id(scope).
-_SCOPES: dict[int, tuple[InstrumentationScope, bytes, bytes]] = {}
+#: By origin key: ResourceSpans' resource and schema_url fields, ScopeSpans' scope and schema_url
+#: fields. As many entries as ``ORIGINS`` has.
+_ORIGIN_FIELDS: dict[int, tuple[bytes, bytes, bytes, bytes]] = {}
 
 
 def _varint(value: int) -> bytes:
@@ -403,30 +401,21 @@ def _encode_span(span: CompactSpan) -> bytes:
 
 
 def _resource_fields(resource: Resource) -> tuple[bytes, bytes]:
-    """ResourceSpans' resource field and schema_url field for ``resource``, cached by identity."""
-    cached = _RESOURCES.get(id(resource))
-    if cached is not None and cached[0] is resource:
-        return cached[1], cached[2]
+    """ResourceSpans' resource field and schema_url field for ``resource``."""
     parts: list[bytes] = []
     _append_attributes(_mapping_pairs(resource.attributes), _RESOURCE_ATTRIBUTES, parts)
     # The resource message is always written, even when empty.
     resource_field = _field(_RESOURCE_SPANS_RESOURCE, b"".join(parts))
     schema_url = resource.schema_url
     schema_field = _field(_RESOURCE_SPANS_SCHEMA_URL, _utf8(schema_url)) if schema_url else b""
-    if len(_RESOURCES) >= _MAX_RESOURCES:
-        _RESOURCES.clear()
-    _RESOURCES[id(resource)] = (resource, resource_field, schema_field)
     return resource_field, schema_field
 
 
 def _scope_fields(scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
-    """ScopeSpans' scope field and schema_url field for ``scope``, cached by identity."""
+    """ScopeSpans' scope field and schema_url field for ``scope``."""
     if scope is None:
         # The official encoder writes an empty scope message, and no schema URL.
         return _SCOPE_SPANS_SCOPE + b"\x00", b""
-    cached = _SCOPES.get(id(scope))
-    if cached is not None and cached[0] is scope:
-        return cached[1], cached[2]
     parts: list[bytes] = []
     if scope.name:
         parts.append(_field(_SCOPE_NAME, _utf8(scope.name)))
@@ -436,10 +425,16 @@ def _scope_fields(scope: InstrumentationScope | None) -> tuple[bytes, bytes]:
     scope_field = _field(_SCOPE_SPANS_SCOPE, b"".join(parts))
     schema_url = scope.schema_url
     schema_field = _field(_SCOPE_SPANS_SCHEMA_URL, _utf8(schema_url)) if schema_url else b""
-    if len(_SCOPES) >= _MAX_SCOPES:
-        _SCOPES.clear()
-    _SCOPES[id(scope)] = (scope, scope_field, schema_field)
     return scope_field, schema_field
+
+
+def _origin_fields(origin: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """The resource and scope fields of an origin key, encoded at its first batch."""
+    fields = _ORIGIN_FIELDS.get(origin)
+    if fields is None:
+        resource, scope, _ = ORIGINS[origin]
+        fields = _ORIGIN_FIELDS[origin] = (*_resource_fields(resource), *_scope_fields(scope))
+    return fields
 
 
 class _ScopeGroup:
@@ -447,8 +442,9 @@ class _ScopeGroup:
 
     __slots__ = ("schema_field", "scope_field", "spans")
 
-    def __init__(self, scope: InstrumentationScope | None) -> None:
-        self.scope_field, self.schema_field = _scope_fields(scope)
+    def __init__(self, scope_field: bytes, schema_field: bytes) -> None:
+        self.scope_field = scope_field
+        self.schema_field = schema_field
         #: Alternately the length prefix of a ScopeSpans.spans field and the span's body.
         self.spans: list[bytes] = []
 
@@ -505,11 +501,12 @@ def _encode(spans: Sequence[CompactSpan], failures: list[Exception], total: int)
             origin = span[ORIGIN]
             target = targets.get(origin)
             if target is None:
-                resource, scope, resource_key = ORIGINS[origin]
+                resource_field, resource_schema, scope_field, scope_schema = _origin_fields(origin)
+                resource_key = ORIGINS[origin][2]
                 group = groups.get(resource_key)
                 if group is None:
-                    group = _ResourceGroup(*_resource_fields(resource))
-                scope_group = _ScopeGroup(scope)
+                    group = _ResourceGroup(resource_field, resource_schema)
+                scope_group = _ScopeGroup(scope_field, scope_schema)
                 # Everything is encoded before anything is added: a failure leaves no empty group.
                 groups[resource_key] = group
                 group.scopes[origin] = scope_group

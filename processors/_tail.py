@@ -180,4 +180,4 @@ class TailSampler:
         return keep
 
 
-__all__ = ["TailSampler", "Verdict", "estimated_size", "is_local_root"]
+__all__ = ["TailSampler", "Verdict", "estimated_size"]
