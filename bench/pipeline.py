@@ -581,17 +581,18 @@ def _autotraced_function(settings: Any, provider: Any, monitor: Any, folder: Pat
 def _child_execscope(variant: str, spans: int, endpoint: str, folder: Path) -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
 
     from execscope.autotrace._recorder import RECORDER
     from execscope.processors._build import build_pipeline
     from execscope.processors._delivery import OtlpSink
+    from execscope.tracing import ExecscopeTracerProvider
 
     autotrace = variant == "execscope_autotrace"
     settings = _settings_for(variant, folder)
     timing = _Timing()
     timing.begin()
-    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
+    # The provider the distro installs.
+    provider = ExecscopeTracerProvider(resource=Resource.create({"service.name": SERVICE}))
     processor, monitor = build_pipeline(
         settings, [OTLPSpanExporter(endpoint=endpoint, insecure=True)], service=SERVICE
     )

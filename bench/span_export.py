@@ -1,4 +1,5 @@
-"""What creating and ending a span costs the application's thread, with and without an SDK behind it.
+"""What creating and ending a span costs the application's thread, with and without an SDK behind it,
+and with execscope's tracer provider in the SDK's place.
 
 Every variant makes the same spans: a root span with five attributes and one event, made current
 while it is open. The SDK variants use their own ``TracerProvider`` (never the global one). The
@@ -29,6 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bench._harness import Benchmark, Variant
 from execscope.store import StoreSpanExporter
+from execscope.tracing import ExecscopeTracerProvider
 
 SPANS_PER_ROUND = 2_000
 SCOPE = "execscope.bench.span_export"
@@ -61,14 +63,17 @@ class NoSdk(Variant):
 
 
 class SdkVariant(Variant):
-    """An SDK ``TracerProvider`` with the one span processor a subclass makes."""
+    """An SDK ``TracerProvider`` (or execscope's, which is one) with the one span processor a
+    subclass makes."""
+
+    provider_class: type[TracerProvider] = TracerProvider
 
     @abstractmethod
     def processor(self) -> SpanProcessor: ...
 
     def setup(self) -> None:
         self.spans_created = 0
-        self._provider = TracerProvider(resource=RESOURCE)
+        self._provider = self.provider_class(resource=RESOURCE)
         self._provider.add_span_processor(self.processor())
         self._tracer = self._provider.get_tracer(SCOPE)
 
@@ -112,6 +117,18 @@ class SdkBatchNoop(SdkVariant):
         # Counted over all rounds, warm-up included; lost spans mean the batch queue overflowed.
         exported = self._exporter.spans_exported
         return {"spans_exported": exported, "spans_lost": self.spans_created - exported}
+
+
+class ExecscopeTracerMemory(SdkMemory):
+    """``sdk_memory`` with execscope's tracer provider."""
+
+    provider_class = ExecscopeTracerProvider
+
+
+class ExecscopeTracerBatchNoop(SdkBatchNoop):
+    """``sdk_batch_noop`` with execscope's tracer provider."""
+
+    provider_class = ExecscopeTracerProvider
 
 
 class TimedStoreExporter(StoreSpanExporter):
@@ -175,6 +192,8 @@ BENCHMARK = Benchmark(
         "no_sdk": NoSdk,
         "sdk_memory": SdkMemory,
         "sdk_batch_noop": SdkBatchNoop,
+        "execscope_tracer_memory": ExecscopeTracerMemory,
+        "execscope_tracer_batch_noop": ExecscopeTracerBatchNoop,
         "execscope_store": ExecscopeStore,
     },
     baseline="no_sdk",

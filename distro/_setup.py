@@ -34,6 +34,7 @@ from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.processors._self_metrics import register_self_metrics
 from execscope.settings import LoadedSettings, Settings, get_settings, load_settings, use_settings
 from execscope.settings._loader import report_problems
+from execscope.tracing import ExecscopeTracerProvider
 
 _logger = logging.getLogger(__name__)
 _install_lock = threading.Lock()
@@ -86,7 +87,7 @@ def build_tracer_provider(
     settings = loaded.settings
     choice = choose_trace_exporters(environ, settings.store_export)
     report_problems(choice.problems)
-    provider = TracerProvider(
+    provider = ExecscopeTracerProvider(
         resource=build_resource(environ, auto_instrumentation_version), sampler=_sampler(settings, environ)
     )
     exporters: list[SpanExporter] = [

@@ -24,10 +24,12 @@ from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from execscope.tracing._attributes import FastAttributes
 
 #: A span held by the pipeline (see the module docstring).
 CompactSpan = tuple[Any, ...]
@@ -123,14 +125,18 @@ class Origins:
 ORIGINS: Final = Origins()
 
 
+#: Attribute maps whose ``_dict`` holds exactly their items.
+_DICT_BACKED: Final = frozenset({BoundedAttributes, FastAttributes})
+
+
 def _pairs(attributes: object) -> tuple[Pairs, int]:
     """``attributes`` as pairs, and how many the SDK dropped over its limit."""
     if not attributes:
         return _NO_PAIRS, getattr(attributes, "dropped", 0) or 0
-    if type(attributes) is BoundedAttributes:
-        # Its public items() goes through Python-level __getitem__; the ordered dict underneath
-        # answers in C.
-        return tuple(attributes._dict.items()), attributes.dropped
+    if type(attributes) in _DICT_BACKED:
+        # Its public items() goes through Python-level __getitem__; the dict underneath answers
+        # in C.
+        return tuple(attributes._dict.items()), attributes.dropped  # type: ignore[attr-defined]
     if isinstance(attributes, Mapping):
         return tuple(attributes.items()), getattr(attributes, "dropped", 0) or 0
     return _NO_PAIRS, 0
@@ -159,42 +165,68 @@ def _link(link: Link) -> tuple[Any, ...]:
     )
 
 
-#: Per span class: whether its attributes, events and links are the SDK's own properties over
-#: ``_attributes``, ``_events`` and ``_links`` (then those fields are read directly).
+#: The ``ReadableSpan`` properties that return one of its fields as it is (or, for the
+#: collections, a copy of it).
+_FIELD_PROPERTIES: Final = {
+    "name": "_name",
+    "context": "_context",
+    "parent": "_parent",
+    "kind": "_kind",
+    "start_time": "_start_time",
+    "end_time": "_end_time",
+    "attributes": "_attributes",
+    "events": "_events",
+    "links": "_links",
+    "status": "_status",
+    "resource": "_resource",
+    "instrumentation_scope": "_instrumentation_scope",
+    "dropped_events": "_events",
+    "dropped_links": "_links",
+}
+_SDK_CONTEXT_GETTERS: Final = (ReadableSpan.get_span_context, Span.get_span_context)
+#: Per span class: whether all those properties are the SDK's own (then the fields under them
+#: are read directly: the properties cost a call each, and the collection ones copy).
 _FIELD_READERS: dict[type, bool] = {}
-_SDK_PROPERTIES: Final = (ReadableSpan.attributes, ReadableSpan.events, ReadableSpan.links)
 
 
 def _reads_fields(cls: type) -> bool:
     known = _FIELD_READERS.get(cls)
     if known is None:
-        known = _FIELD_READERS[cls] = issubclass(cls, ReadableSpan) and all(
-            getattr(cls, name, None) is prop
-            for name, prop in zip(("attributes", "events", "links"), _SDK_PROPERTIES, strict=True)
+        known = _FIELD_READERS[cls] = (
+            issubclass(cls, ReadableSpan)
+            and all(getattr(cls, name, None) is getattr(ReadableSpan, name) for name in _FIELD_PROPERTIES)
+            and getattr(cls, "get_span_context", None) in _SDK_CONTEXT_GETTERS
         )
     return known
 
 
+def _dropped(collection: object) -> int:
+    return collection.dropped if isinstance(collection, BoundedList) else 0
+
+
 def compact_span(span: ReadableSpan, origins: Origins = ORIGINS) -> CompactSpan:
     """The compact form of an ended span (any ``ReadableSpan``, read through its public API)."""
-    context = span.get_span_context()
-    if context is None:
-        raise ValueError("the span has no span context")
-    parent = span.parent
     if _reads_fields(type(span)):
-        # The SDK's own classes: read the fields under the properties (the public ones copy).
+        name, context, parent, kind = span._name, span._context, span._parent, span._kind
+        start, end, status = span._start_time, span._end_time, span._status
+        resource, scope = span._resource, span._instrumentation_scope
         raw_attributes: object = span._attributes
         raw_events: Iterable[Event] = span._events or ()
         raw_links: Iterable[Link] = span._links or ()
+        dropped_events, dropped_links = _dropped(span._events), _dropped(span._links)
     else:
+        name, context, parent, kind = span.name, span.get_span_context(), span.parent, span.kind
+        start, end, status = span.start_time, span.end_time, span.status
+        resource, scope = span.resource, span.instrumentation_scope
         raw_attributes, raw_events, raw_links = span.attributes, span.events, span.links
+        dropped_events, dropped_links = span.dropped_events, span.dropped_links
+    if context is None:
+        raise ValueError("the span has no span context")
     attributes, dropped_attributes = _pairs(raw_attributes)
     events = tuple([_event(event) for event in raw_events]) if raw_events else ()
     links = tuple([_link(link) for link in raw_links]) if raw_links else ()
-    status = span.status
-    kind = span.kind
     return (
-        span.name,
+        name,
         context.trace_id,
         context.span_id,
         int(context.trace_flags),
@@ -202,17 +234,17 @@ def compact_span(span: ReadableSpan, origins: Origins = ORIGINS) -> CompactSpan:
         parent.span_id if parent is not None else 0,
         parent is not None and bool(parent.is_remote),
         kind.value if isinstance(kind, SpanKind) else -1,
-        span.start_time or 0,
-        span.end_time or 0,
+        start or 0,
+        end or 0,
         attributes,
         dropped_attributes,
         events,
-        span.dropped_events,
+        dropped_events,
         links,
-        span.dropped_links,
+        dropped_links,
         status.status_code.value if status is not None else None,
         status.description if status is not None else None,
-        origins.key(span.resource, span.instrumentation_scope or None),
+        origins.key(resource, scope or None),
     )
 
 

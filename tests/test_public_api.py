@@ -62,3 +62,9 @@ def test_instrumentor_exports() -> None:
     assert execscope.instrumentors.pykka.__all__ == ["PykkaInstrumentor"]
     assert execscope.instrumentors.redis_pubsub.__all__ == ["RedisPubSubInstrumentor"]
     assert execscope.instrumentors.starlette.__all__ == ["StarletteInstrumentor"]
+
+
+def test_tracing_exports() -> None:
+    import execscope.tracing
+
+    assert execscope.tracing.__all__ == ["ExecscopeTracerProvider"]
