@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Final
 
@@ -27,14 +28,21 @@ class FastAttributes(BoundedAttributes):
     or two entries over ``maxlen``, which the SDK's exporters accept.
     """
 
-    def __init__(
+    def __init__(  # deliberately not BoundedAttributes.__init__; every field that sets is set here
         self,
         maxlen: int | None = None,
         attributes: types.Attributes = None,
         immutable: bool = True,
         max_value_len: int | None = None,
     ) -> None:
-        super().__init__(maxlen=maxlen, attributes=None, immutable=False, max_value_len=max_value_len)
+        if (maxlen is not None and maxlen < 0) or (max_value_len is not None and max_value_len < 0):
+            super().__init__(maxlen, None, immutable, max_value_len)  # the SDK's ValueError
+        self._dict: dict[str, types.AnyValue] = {}
+        self.maxlen = maxlen
+        self.dropped = 0
+        self.max_value_len = max_value_len
+        self._lock = threading.Lock()
+        self._immutable = False
         if attributes:
             self._set_items(attributes)
         self._immutable = immutable
@@ -55,12 +63,22 @@ class FastAttributes(BoundedAttributes):
     def _set_items(self, attributes: Mapping[str, types.AnyValue]) -> None:
         stored = self._dict
         if not self._immutable and (self.maxlen is None or len(stored) + len(attributes) <= self.maxlen):
+            limit = self.max_value_len
             for key, value in attributes.items():
-                if not self._is_plain(key, value):
+                kind = type(value)
+                if (
+                    type(key) is not str
+                    or not key
+                    or kind not in _KEPT_AS_IS
+                    or (limit is not None and kind is str and len(value) > limit)  # type: ignore[arg-type]
+                ):
                     break
             else:
+                if not stored:
+                    stored.update(attributes)
+                    return
                 for key, value in attributes.items():
-                    stored.pop(key, None)
+                    stored.pop(key, None)  # the SDK moves a replaced key to the end
                     stored[key] = value
                 return
         super()._set_items(attributes)

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,6 +29,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from execscope.processors._compact import compact_span
 from execscope.tracing import ExecscopeTracerProvider
+from execscope.tracing._attributes import FastAttributes
 from execscope.tracing._span import ExecscopeSpan
 from execscope.tracing._tracer import ExecscopeTracer
 
@@ -377,3 +379,18 @@ def test_the_current_span_is_restored_however_the_block_ends() -> None:
             pass
         assert trace.get_current_span() is before
         assert not span.is_recording()
+
+
+def test_its_attribute_maps_have_every_field_the_sdks_have() -> None:
+    assert set(vars(FastAttributes(3, {"a": 1}, True, 5))) == set(
+        vars(BoundedAttributes(3, {"a": 1}, True, 5))
+    )
+
+
+def test_invalid_limits_are_refused_as_the_sdk_refuses_them() -> None:
+    for limits in ((-1, None), (None, -1)):
+        with pytest.raises(ValueError) as sdk:
+            BoundedAttributes(limits[0], None, True, limits[1])
+        with pytest.raises(ValueError) as ours:
+            FastAttributes(limits[0], None, True, limits[1])
+        assert str(ours.value) == str(sdk.value)
