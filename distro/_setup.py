@@ -70,6 +70,8 @@ def install(
             trace.set_tracer_provider(provider)
             install_correlation_propagator(os.environ)
             _installed = provider
+            if loaded.settings.subprocess_context:
+                _continue_parent_context()
             _init_other_signals(provider.resource)
             if loaded.settings.autotrace:
                 _install_autotrace(loaded.settings, provider)
@@ -79,6 +81,17 @@ def install(
                 "execscope: tracing could not be set up; the program runs untraced", exc_info=True
             )
             return False
+
+
+def _continue_parent_context() -> None:
+    """Continue the trace of the process that started this one, from the environment it gave."""
+    try:
+        from execscope.instrumentors.subprocess import continue_from_environment
+
+        if continue_from_environment(os.environ):
+            _logger.debug("execscope: continuing the trace context found in the environment")
+    except Exception:  # fail open: the process then starts a trace of its own
+        _logger.warning("execscope: the environment's trace context could not be read", exc_info=True)
 
 
 def build_tracer_provider(

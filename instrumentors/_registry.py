@@ -37,6 +37,9 @@ INSTRUMENTORS: Final = (
         "execscope-redis-pubsub", "redis", "execscope.instrumentors.redis_pubsub:RedisPubSubInstrumentor"
     ),
     InstrumentorEntry("execscope-pykka", None, "execscope.instrumentors.pykka:PykkaInstrumentor"),
+    InstrumentorEntry(
+        "execscope-subprocess", None, "execscope.instrumentors.subprocess:SubprocessInstrumentor"
+    ),
 )
 
 

@@ -78,6 +78,7 @@ def build_pipeline(
             cpu_share=settings.governor_cpu_budget,
             memory_bytes=settings.governor_memory_mb * 1024 * 1024,
             spans_per_s=settings.governor_max_spans_per_s,
+            export_latency_s=settings.governor_export_latency,
         )
     )
     queue = {

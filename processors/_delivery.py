@@ -78,6 +78,9 @@ class Sink(ABC):
         self._shipped = 0
         self._stopping = False
         self._worker: threading.Thread | None = None
+        self._slowest_export_s = 0.0
+        #: When the export call under way began (monotonic), None between calls.
+        self._export_began: float | None = None
 
     # -- the application's side ----------------------------------------------------------------
 
@@ -111,7 +114,8 @@ class Sink(ABC):
             return self._shipped >= target and not self._queue
         self._wake.set()
         with self._done:
-            while self._shipped < target and self._queue:
+            # Not "while the queue is non-empty": the last batch leaves the queue before it is sent.
+            while self._shipped < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -132,6 +136,23 @@ class Sink(ABC):
         self._close()
 
     # -- the worker's side ---------------------------------------------------------------------
+
+    def take_slowest_export_s(self) -> float:
+        """The longest export call (the destination's part only) since the previous call of this
+        method, counting one still under way for as long as it has run so far."""
+        slowest, self._slowest_export_s = self._slowest_export_s, 0.0
+        began = self._export_began
+        if began is not None:
+            slowest = max(slowest, time.monotonic() - began)
+        return slowest
+
+    def _export_starts(self) -> None:
+        self._export_began = time.monotonic()
+
+    def _export_ended(self) -> None:
+        began, self._export_began = self._export_began, None
+        if began is not None:
+            self._slowest_export_s = max(self._slowest_export_s, time.monotonic() - began)
 
     def _start_worker(self) -> None:
         with self._lock:
@@ -161,10 +182,13 @@ class Sink(ABC):
         # governor must see the export cost while it is being paid, not once the queue is empty.
         while batch := self._take(self._batch_size):
             cpu = time.thread_time()
-            masked = [redact_span(span, self._masking) for span in batch]
-            self._ship(masked)
-            self._shipped += len(batch)
-            self.worker_cpu_s += time.thread_time() - cpu
+            try:
+                self._ship([redact_span(span, self._masking) for span in batch])
+            finally:
+                # Counted however shipping ended (an internal error is counted by _run), so that
+                # flush() waits for exactly the batches still to come.
+                self._shipped += len(batch)
+                self.worker_cpu_s += time.thread_time() - cpu
             if self._stopping:
                 break
         cpu = time.thread_time()
@@ -214,11 +238,14 @@ class ExporterSink(Sink):
         super().__init__(type(exporter).__name__, stats, masking, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: list[CompactSpan]) -> None:
+        readable = [to_readable(span) for span in batch]
+        self._export_starts()
         try:
-            result = self.exporter.export([to_readable(span) for span in batch])
+            result = self.exporter.export(readable)
         except Exception as error:  # fail open
             _logger.warning("execscope: %s failed to export %d spans: %s", self.name, len(batch), error)
             result = SpanExportResult.FAILURE
+        self._export_ended()
         if result is SpanExportResult.SUCCESS:
             self._stats.add("exported", len(batch))
         else:
@@ -280,10 +307,12 @@ class OtlpSink(Sink):
 
     def _send(self, payload: bytes, count: int, *, from_spool: bool = False) -> Sent:
         self._in_flight = (payload, count, from_spool)
+        self._export_starts()
         try:
             return self.transport.send(payload, self._timeout_s)
         finally:
             self._in_flight = None
+            self._export_ended()
 
     def _to_spool(self, payload: bytes, count: int) -> None:
         if self.spool is None:

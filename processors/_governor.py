@@ -1,9 +1,9 @@
 """Graceful degradation: measure the pipeline's load and shed work in a fixed order.
 
 The governor reads, once a second on its own thread, what the pipeline already tracks: export
-queue fill, spool fill, whether the exporter is failing, spans per second, the CPU execscope
-adds, and the process's memory. Each is divided by its budget; the largest ratio is the
-pressure, and the pressure picks a level:
+queue fill, spool fill, whether the exporter is failing, how long the slowest export call took,
+spans per second, the CPU execscope adds, and the process's memory. Each is divided by its
+budget; the largest ratio is the pressure, and the pressure picks a level:
 
 ==============  ==========  ===================================================================
 level           pressure    what is shed (cumulative)
@@ -85,6 +85,8 @@ class Budgets:
     spans_per_s: float = 0.0
     #: Fill of an export queue, or of the spool, at which shedding starts.
     queue_fill: float = 0.5
+    #: Seconds one export call may take (the slowest since the last reading).
+    export_latency_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Reading:
     queue_fill: float = 0.0
     spool_fill: float = 0.0
     export_failing: bool = False
+    #: The slowest export call since the previous reading, seconds (0: none finished).
+    export_latency_s: float = 0.0
     spans_per_s: float = 0.0
     cpu_share: float = 0.0
     memory_bytes: int = 0
@@ -108,6 +112,9 @@ class Reading:
             ratios.append(self.memory_bytes / budgets.memory_bytes)
         if budgets.spans_per_s > 0:
             ratios.append(self.spans_per_s / budgets.spans_per_s)
+        if budgets.export_latency_s > 0:
+            # A slow destination drains the queues slowly: shed before they fill.
+            ratios.append(self.export_latency_s / budgets.export_latency_s)
         if self.export_failing:
             # Spans go to disk while the exporter is down: shed enough that the spool lasts.
             ratios.append(_ENTRY[Level.DEGRADED])

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from execscope.processors._build import build_pipeline
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.settings import load_settings
+from execscope.tracing import ExecscopeTracerProvider
 
 
 class Pipeline:
@@ -33,7 +34,7 @@ def pipeline(tmp_path: Path, exporters: Sequence[SpanExporter], **settings: Any)
     loaded = load_settings({"store": tmp_path / "store", **settings})
     processor, monitor = build_pipeline(loaded.settings, exporters, service="tests")
     monitor.status_dir = tmp_path / "status"
-    provider = TracerProvider()
+    provider = ExecscopeTracerProvider()  # the provider the distro installs
     provider.add_span_processor(processor)
     try:
         yield Pipeline(provider, processor, monitor)

@@ -50,6 +50,7 @@ def test_instrumentor_exports() -> None:
     import execscope.instrumentors.pykka
     import execscope.instrumentors.redis_pubsub
     import execscope.instrumentors.starlette
+    import execscope.instrumentors.subprocess
 
     assert sorted(execscope.instrumentors.__all__) == [
         "INSTRUMENTORS",
@@ -62,6 +63,10 @@ def test_instrumentor_exports() -> None:
     assert execscope.instrumentors.pykka.__all__ == ["PykkaInstrumentor"]
     assert execscope.instrumentors.redis_pubsub.__all__ == ["RedisPubSubInstrumentor"]
     assert execscope.instrumentors.starlette.__all__ == ["StarletteInstrumentor"]
+    assert execscope.instrumentors.subprocess.__all__ == [
+        "SubprocessInstrumentor",
+        "continue_from_environment",
+    ]
 
 
 def test_tracing_exports() -> None:

@@ -146,6 +146,13 @@ class Settings:
         "Carry the trace context of a Redis `PUBLISH` to its receivers through a short-lived key "
         "beside the message (the message itself is never changed).",
     )
+    subprocess_context: bool = _setting(
+        True,
+        p.parse_bool,
+        "Carry the current trace context and correlation id into the environment of child processes "
+        "(`TRACEPARENT`, `TRACESTATE`, `BAGGAGE`), and continue the one found in this process's own "
+        "environment at start-up.",
+    )
     tail_keep_rate: float = _setting(
         1.0,
         p.parse_fraction,
@@ -205,6 +212,12 @@ class Settings:
         0,
         p.parse_int_range(0, 100_000_000),
         "Spans per second above which the governor sheds work (`0`: no limit).",
+    )
+    governor_export_latency: float = _setting(
+        5.0,
+        p.parse_duration_or_off,
+        "How long one export call may take; a slower destination makes the governor shed work, "
+        "as much more as it is slower (`off`: no limit).",
     )
     log_level: str = _setting(
         "warning", p.parse_log_level, "Level of execscope's own log messages (`debug` to `error`)."

@@ -48,7 +48,7 @@ def test_an_instrumentor_is_disabled_by_its_name_or_by_its_contrib_counterpart(t
         tmp_path,
         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="execscope-pykka,redis",
     )
-    assert loaded == ["execscope-starlette", "execscope-celery"]
+    assert loaded == ["execscope-starlette", "execscope-celery", "execscope-subprocess"]
 
 
 def test_none_loads_when_another_distro_set_tracing_up(tmp_path: Path) -> None:
@@ -68,7 +68,16 @@ def test_loading_without_execscope_tracing_is_a_no_op_unless_forced() -> None:
     assert instrument_all() == []
 
 
+#: Instrumentors of standard-library modules: no distribution, so no versions to declare.
+STANDARD_LIBRARY = {"execscope-subprocess": "subprocess"}
+
+
 @pytest.mark.parametrize("entry", INSTRUMENTORS, ids=lambda entry: entry.name)
 def test_each_instrumentor_declares_the_versions_it_supports(entry: object) -> None:
     instrumentor = entry.load()  # type: ignore[attr-defined]
-    assert list(instrumentor.instrumentation_dependencies())
+    name = entry.name  # type: ignore[attr-defined]
+    if name in STANDARD_LIBRARY:
+        assert STANDARD_LIBRARY[name] in sys.stdlib_module_names
+        assert not list(instrumentor.instrumentation_dependencies())
+    else:
+        assert list(instrumentor.instrumentation_dependencies())

@@ -10,12 +10,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otlp_receiver import Receiver, attributes_of
 from pipeline_helpers import Pipeline, pipeline
 
@@ -236,3 +240,31 @@ def test_a_flush_right_after_another_thread_queued_the_first_span_waits_for_its_
         assert sink._worker is None and sink.queue_depth == 1
         assert pipe.processor.force_flush(10_000)
         assert receiver.wait_for(1)
+
+
+def test_a_flush_waits_for_the_batch_being_sent_not_just_for_an_empty_queue(tmp_path: Path) -> None:
+    release = threading.Event()
+    exporting = threading.Event()
+
+    class HeldExporter(InMemorySpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            exporting.set()
+            release.wait(10)
+            return super().export(spans)
+
+    exporter = HeldExporter()
+    with pipeline(tmp_path, [exporter]) as pipe:
+        with pipe.tracer.start_as_current_span("in flight"):
+            pass
+        flushed: list[bool] = []
+        flushing = threading.Thread(target=lambda: flushed.append(pipe.processor.force_flush(10_000)))
+        flushing.start()
+        assert exporting.wait(10)  # the batch has left the queue and is being sent
+        (sink,) = pipe.processor.sinks
+        assert sink.queue_depth == 0
+        flushing.join(0.3)
+        assert flushing.is_alive() and not flushed  # still waiting for the send
+        release.set()
+        flushing.join(10)
+        assert flushed == [True]
+        assert [span.name for span in exporter.get_finished_spans()] == ["in flight"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pipeline_helpers import pipeline
 
@@ -131,3 +134,43 @@ def test_the_cpu_reading_counts_what_the_span_hooks_were_measured_to_cost(tmp_pa
     assert pipe.processor.clock.per_span_s == pytest.approx(0.002, rel=0.5)
     # About 256 x 2 ms of hook CPU over the interval, whatever else the reading adds.
     assert reading.cpu_share >= 0.5 * 256 * 0.002 / (elapsed + 0.5)
+
+
+def test_export_latency_over_its_budget_raises_the_level_in_proportion(clock: list[float]) -> None:
+    budgets = Budgets(cpu_share=0, queue_fill=0.5, export_latency_s=2.0)
+    readings = {1.9: Level.NORMAL, 2.0: Level.DEGRADED, 3.0: Level.CRITICAL, 4.5: Level.EMERGENCY}
+    for latency, level in readings.items():
+        watcher = Governor(budgets, rise_after=1, shedding=Shedding(), clock=lambda: clock[0])
+        assert watcher.observe(Reading(export_latency_s=latency)) is level
+    assert Reading(export_latency_s=100.0).pressure(Budgets(cpu_share=0, export_latency_s=0)) == 0.0
+
+
+def test_the_monitor_reads_the_slowest_export_call_including_one_still_under_way(tmp_path: Path) -> None:
+    release = threading.Event()
+    exporting = threading.Event()
+
+    class HeldExporter(InMemorySpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            exporting.set()
+            release.wait(10)
+            return super().export(spans)
+
+    with pipeline(tmp_path, [HeldExporter()], governor_cpu_budget=0, governor_export_latency=0.05) as pipe:
+        pipe.monitor.tick()
+        with pipe.tracer.start_as_current_span("exported slowly"):
+            pass
+        flushing = threading.Thread(target=pipe.provider.force_flush, args=(10_000,))
+        flushing.start()
+        assert exporting.wait(10)
+        time.sleep(0.2)  # the export call is held open this long, by the test
+        during = pipe.monitor.tick()
+        release.set()
+        flushing.join(10)
+        finished = pipe.monitor.tick()
+        quiet = pipe.monitor.tick()
+        status = pipe.monitor.status()
+    assert during.export_latency_s >= 0.2  # still under way, counted as far as it has run
+    assert during.pressure(pipe.monitor.governor.budgets) >= 4  # 0.2 s against 0.05 s
+    assert finished.export_latency_s >= during.export_latency_s  # its whole duration, once over
+    assert quiet.export_latency_s == 0.0  # nothing exported since
+    assert status["export_latency_s"] == 0.0
