@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from execscope.processors._build import build_pipeline
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.settings import load_settings
 from execscope.tracing import ExecscopeTracerProvider
+
+
+class HeldExporter(InMemorySpanExporter):
+    """Keeps each ``export()`` call open until the test sets ``release``; ``exporting`` is set
+    when a call has begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exporting = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exporting.set()
+        self.release.wait(10)
+        return super().export(spans)
 
 
 class Pipeline:

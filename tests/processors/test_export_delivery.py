@@ -14,14 +14,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otlp_receiver import Receiver, attributes_of
-from pipeline_helpers import Pipeline, pipeline
+from pipeline_helpers import HeldExporter, Pipeline, pipeline
 
 from execscope.attributes import CORRELATION_ID
 from execscope.processors._delivery import OtlpSink
@@ -243,15 +240,6 @@ def test_a_flush_right_after_another_thread_queued_the_first_span_waits_for_its_
 
 
 def test_a_flush_waits_for_the_batch_being_sent_not_just_for_an_empty_queue(tmp_path: Path) -> None:
-    release = threading.Event()
-    exporting = threading.Event()
-
-    class HeldExporter(InMemorySpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            exporting.set()
-            release.wait(10)
-            return super().export(spans)
-
     exporter = HeldExporter()
     with pipeline(tmp_path, [exporter]) as pipe:
         with pipe.tracer.start_as_current_span("in flight"):
@@ -259,12 +247,12 @@ def test_a_flush_waits_for_the_batch_being_sent_not_just_for_an_empty_queue(tmp_
         flushed: list[bool] = []
         flushing = threading.Thread(target=lambda: flushed.append(pipe.processor.force_flush(10_000)))
         flushing.start()
-        assert exporting.wait(10)  # the batch has left the queue and is being sent
+        assert exporter.exporting.wait(10)  # the batch has left the queue and is being sent
         (sink,) = pipe.processor.sinks
         assert sink.queue_depth == 0
         flushing.join(0.3)
         assert flushing.is_alive() and not flushed  # still waiting for the send
-        release.set()
+        exporter.release.set()
         flushing.join(10)
         assert flushed == [True]
         assert [span.name for span in exporter.get_finished_spans()] == ["in flight"]

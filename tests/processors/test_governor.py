@@ -7,13 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline_helpers import pipeline
+from pipeline_helpers import HeldExporter, pipeline
 
 from execscope.processors._correlation import CorrelationRegistry
 from execscope.processors._governor import (
@@ -146,25 +144,17 @@ def test_export_latency_over_its_budget_raises_the_level_in_proportion(clock: li
 
 
 def test_the_monitor_reads_the_slowest_export_call_including_one_still_under_way(tmp_path: Path) -> None:
-    release = threading.Event()
-    exporting = threading.Event()
-
-    class HeldExporter(InMemorySpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            exporting.set()
-            release.wait(10)
-            return super().export(spans)
-
-    with pipeline(tmp_path, [HeldExporter()], governor_cpu_budget=0, governor_export_latency=0.05) as pipe:
+    exporter = HeldExporter()
+    with pipeline(tmp_path, [exporter], governor_cpu_budget=0, governor_export_latency=0.05) as pipe:
         pipe.monitor.tick()
         with pipe.tracer.start_as_current_span("exported slowly"):
             pass
         flushing = threading.Thread(target=pipe.provider.force_flush, args=(10_000,))
         flushing.start()
-        assert exporting.wait(10)
+        assert exporter.exporting.wait(10)
         time.sleep(0.2)  # the export call is held open this long, by the test
         during = pipe.monitor.tick()
-        release.set()
+        exporter.release.set()
         flushing.join(10)
         finished = pipe.monitor.tick()
         quiet = pipe.monitor.tick()
