@@ -66,6 +66,7 @@ from typing import IO, Any
 
 from bench._harness import Benchmark, Result, Variant
 from bench._otlp_receiver import Receiver
+from bench._processes import stop
 from bench._report import Environment, table
 from bench._settings import isolated_settings
 
@@ -236,15 +237,8 @@ class Collector:
 
     def _stop_rotel(self) -> None:
         process, self._rotel = self._rotel, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop(process, timeout_s=10)
 
     def close(self) -> None:
         try:

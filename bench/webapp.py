@@ -102,6 +102,7 @@ from typing import IO, Any
 
 from bench._harness import Benchmark, Result, Variant, percentile
 from bench._otlp_receiver import Receiver
+from bench._processes import stop
 from bench._report import Environment, table
 
 VARIANTS: tuple[str, ...] = (
@@ -413,13 +414,8 @@ class Server:
     def close(self) -> None:
         try:
             process, self._process = self._process, None
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            if process is not None:
+                stop(process, timeout_s=20)
         finally:
             if self._log is not None:
                 self._log.close()

@@ -28,6 +28,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 import execscope
 import execscope.processors
+from bench._processes import stop
 
 #: The plugin as an installed file: inside an ``execscope/processors/`` folder, as users point rotel at it.
 PLUGIN = Path(execscope.processors.__file__).parent / "collector_plugin.py"
@@ -244,10 +245,4 @@ def running_rotel(
         _wait_until_listening(process, port, folder)
         yield Rotel(process, port, folder)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, timeout_s=10)
