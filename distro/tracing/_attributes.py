@@ -64,7 +64,7 @@ class FastAttributes(BoundedAttributes):
         stored = self._dict
         if not self._immutable and (self.maxlen is None or len(stored) + len(attributes) <= self.maxlen):
             limit = self.max_value_len
-            for key, value in attributes.items():
+            for key, value in attributes.items():  # _is_plain, inlined: this runs per span
                 kind = type(value)
                 if (
                     type(key) is not str

@@ -46,6 +46,14 @@ _GETTER = EnvironmentGetter()
 _SETTER = EnvironmentSetter()
 
 
+def _variable_names() -> set[str]:
+    """The environment variables the configured propagators read (their fields, as variables)."""
+    names: dict[str, str] = {}
+    for field in propagate.get_global_textmap().fields:
+        _SETTER.set(names, field, "")
+    return set(names)
+
+
 def context_variables(context: Context | None = None) -> dict[str, str]:
     """The environment variables that carry ``context`` (the current one by default); empty when
     there is no span and no baggage to carry."""
@@ -77,7 +85,7 @@ def continue_from_environment(environ: Mapping[str, str]) -> bool:
     """Make the trace context found in ``environ`` (if any) current in this thread, for good: the
     process's own root spans become children of the span that started it, with its baggage and
     correlation id. Returns whether there was one."""
-    if not any(name in environ for name in ("TRACEPARENT", "BAGGAGE", "X_CORRELATION_ID")):
+    if not any(name in environ for name in _variable_names()):
         return False
     extracted = propagate.extract(environ, getter=_GETTER)
     if not trace.get_current_span(extracted).get_span_context().is_valid and not baggage.get_all(extracted):
