@@ -3,7 +3,8 @@
 For each selected function the body (after its docstring) is wrapped in
 ``with S:`` where ``S`` is ``__execscope_sites__.<key>[i]``, the function's
 :class:`~execscope.autotrace._runtime.Site`; at levels that capture values its ``return x``
-becomes ``return S.ret(x)``; in generators ``yield x`` becomes
+becomes ``return S.ret_exit(x)`` (``return S.ret(x)`` inside a ``with`` or a ``try`` with a
+``finally``, whose exit code runs after the value); in generators ``yield x`` becomes
 ``S.resume((yield S.suspend(x)))`` and ``yield from it`` becomes
 ``S.resume((yield from S.delegate(it)))``. One expression statement is added at the top of the
 module (after the docstring and ``__future__`` imports) that registers the module's sites,
@@ -43,7 +44,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 6
+REWRITER_VERSION: Final = 7
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -509,6 +510,11 @@ class _ModuleRewrite:
         # Qualified names follow the interpreter's rules: ``C.m``, ``f.<locals>.g``.
         self.prefix = ""
         self.stateful_classes: set[str] = set()
+        # How many ``with`` blocks and ``try`` blocks with a ``finally`` of the current function
+        # enclose the statements being walked, and the ``return`` statements (by id) that had
+        # any: code of the function's own runs after their value is computed.
+        self.guards = 0
+        self.guarded_returns: set[int] = set()
 
     def statements(self, statements: list[ast.stmt], returns: list[ast.Return] | None) -> None:
         """Rewrite the functions in ``statements``; collect the ``return`` statements that
@@ -522,9 +528,24 @@ class _ModuleRewrite:
             elif kind is ast.Return:
                 if returns is not None:
                     returns.append(statement)  # type: ignore[arg-type]
+                    if self.guards:
+                        self.guarded_returns.add(id(statement))
             else:
                 fields = _BLOCKS.get(kind)
-                if fields is not None:
+                if fields is None:
+                    continue
+                if kind is ast.With or kind is ast.AsyncWith:
+                    self.guards += 1
+                    self.statements(statement.body, returns)  # type: ignore[attr-defined]
+                    self.guards -= 1
+                elif getattr(statement, "finalbody", None):
+                    finalbody = statement.finalbody  # type: ignore[attr-defined]
+                    for block in _blocks(statement, fields):
+                        guarded = block is not finalbody
+                        self.guards += guarded
+                        self.statements(block, returns)
+                        self.guards -= guarded
+                else:
                     for block in _blocks(statement, fields):
                         self.statements(block, returns)
 
@@ -560,7 +581,9 @@ class _ModuleRewrite:
         qualname = outer + name
         self.prefix = qualname + ".<locals>."
         returns: list[ast.Return] = []
+        outer_guards, self.guards = self.guards, 0
         self.statements(node.body, returns)
+        self.guards = outer_guards
         self.prefix = outer
 
         if in_class and name in PLUMBING_METHODS:
@@ -601,10 +624,15 @@ class _ModuleRewrite:
         if may_yield:
             _ScopedRewrite(key, index, capture_return, generator, self.index).rewrite_body(node)
         elif capture_return:
+            # Where nothing of the function's own runs after the value (most returns), the
+            # site can end a timed call at the return (``ret_exit``) and keep no value for a
+            # call that proves too short to record.
+            guarded = self.guarded_returns
             for statement in returns:
                 value = statement.value
                 if value is not None:
-                    statement.value = _site_call(key, index, "ret", value, value)
+                    method = "ret" if id(statement) in guarded else "ret_exit"
+                    statement.value = _site_call(key, index, method, value, value)
         _wrap_body(node, index, key)
 
 

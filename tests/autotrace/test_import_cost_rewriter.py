@@ -459,6 +459,11 @@ def assert_same_rewrite(source: str, level_for: LevelFor, *, with_source: bool =
         assert ast.unparse(call.func) == f"__import__({RUNTIME_MODULE!r}, fromlist=('register',)).register"
         assert [ast.unparse(a) for a in call.args[:3]] == [repr(KEY), "__name__", repr(FILENAME)]
     old_dump = ast.dump(ast.Module(body=old_body, type_ignores=[]), include_attributes=True)
+    # Version 7 calls ``ret_exit`` where nothing of the function's own runs after a return's
+    # value (test_recording_sampling.py checks where); version 5 called ``ret`` everywhere.
+    for node in ast.walk(ast.Module(body=new_body, type_ignores=[])):
+        if isinstance(node, ast.Attribute) and node.attr == "ret_exit":
+            node.attr = "ret"
     new_dump = ast.dump(ast.Module(body=new_body, type_ignores=[]), include_attributes=True)
     assert new_dump == old_dump
     compile(after.tree, FILENAME, "exec", dont_inherit=True)
@@ -913,3 +918,61 @@ def test_no_site_needs_fix_missing_locations() -> None:
         for attribute in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
             if attribute in node._attributes:
                 assert getattr(node, attribute, None) is not None, (ast.dump(node), attribute)
+
+
+def test_a_return_ends_a_timed_call_only_where_nothing_of_the_function_runs_after_it() -> None:
+    """``ret_exit`` settles a call below ``min_duration`` at its ``return``: only right where
+    the function's own code is done. Inside a ``with`` or a ``try`` with a ``finally`` (body,
+    handlers or ``else``) that code still runs after the value, so the return keeps ``ret``."""
+    source = textwrap.dedent(
+        """
+        def f(a, cm):
+            if a == 0:
+                return 0
+            for item in a:
+                return 1
+            with cm:
+                return 2
+            try:
+                return 3
+            except ValueError:
+                return 4
+            else:
+                return 5
+            finally:
+                return 6
+            try:
+                return 7
+            except ValueError:
+                return 8
+            def inner():
+                with cm:
+                    def innermost():
+                        return 9
+                    return 10
+        """
+    )
+    tree = ast.parse(source)
+    rewrite_tree(tree, FILENAME, every(FULL), KEY, source=source)
+    methods = {
+        call.args[0].value: call.func.attr
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and type(call.args[0].value) is int
+    }
+    assert methods == {
+        0: "ret_exit",
+        1: "ret_exit",
+        2: "ret",
+        3: "ret",
+        4: "ret",
+        5: "ret",
+        6: "ret_exit",
+        7: "ret_exit",
+        8: "ret_exit",
+        9: "ret_exit",
+        10: "ret",
+    }

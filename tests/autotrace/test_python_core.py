@@ -36,7 +36,7 @@ def test_ci_builds_the_c_core() -> None:
 
 @pytest.mark.skipif(not _runtime.accelerated(), reason="the C core is not compiled here")
 def test_a_site_runs_on_the_c_core_unless_the_configuration_says_otherwise() -> None:
-    assert type(site(accelerated=True)) is _runtime.AcceleratedSite
+    assert isinstance(site(accelerated=True), _runtime.AcceleratedSite)
     assert type(site(accelerated=False)) is _runtime.PythonSite
     for each in (site(accelerated=True), site(accelerated=False)):
         assert isinstance(each, _runtime.Site)

@@ -96,6 +96,29 @@ APP = source(
         if n == 0:
             return 0
         return down(n - 1) + 1
+
+
+    def slow_finally(seconds):
+        try:
+            return seconds
+        finally:
+            time.sleep(seconds)
+
+
+    class Slow:
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            time.sleep(self.seconds)
+
+
+    def slow_exit(seconds):
+        with Slow(seconds):
+            return seconds
     """
 )
 
@@ -295,6 +318,22 @@ def test_slow_call_records_its_return_value(rec: Recording, tmp_path: Path) -> N
 
     app.pause(0.002)
     assert attr(rec.span("pause"), "execscope.return") == "0.002"
+
+
+@pytest.mark.parametrize("function", ["slow_finally", "slow_exit"])
+def test_a_call_made_slow_after_its_return_value_still_records_the_value(
+    function: str, rec: Recording, tmp_path: Path
+) -> None:
+    """The value is computed before a ``finally`` or a ``with``'s exit runs: the call is not
+    over at its ``return``, and proves slow only afterwards."""
+    app = timed_app(tmp_path, **{function: 20.0})
+    rec.clear()
+
+    assert getattr(app, function)(0) == 0
+    assert getattr(app, function)(0.025) == 0.025
+
+    [span] = [span for span in rec.spans() if span.name == function]
+    assert attr(span, "execscope.return") == "0.025"
 
 
 def test_fast_calls_below_min_duration_leave_no_state_and_no_span(rec: Recording, tmp_path: Path) -> None:
