@@ -6,7 +6,14 @@ this module's :class:`Site`. The design keeps the common cases cheap:
 * Per-call state is kept in the site's ``frames`` dict keyed by the calling frame, not in a
   local variable (the function's ``locals()`` stay exactly as written) nor in a wrapper frame
   (``sys._getframe(1)`` and the recursion limit stay as written). A call that records nothing
-  leaves the dict empty, and ``__exit__`` returns after one truth test.
+  leaves the dict empty, and ``__exit__`` returns after one truth test. The C core keeps the
+  calls it times for ``min_duration`` apart, in an array of its own keyed by the interpreter
+  frame, so a call below the threshold makes no frame object, no int and no dict entry; and a
+  ``return`` with nothing of the function's own after it (``ret_exit``) settles such a call
+  without keeping its value.
+* Each site of the C core is the one instance of a class of its own, whose ``__enter__`` and
+  ``__exit__`` are the C methods already bound to it: the ``with`` finds them as they are,
+  where a class's plain methods would be bound into two new method objects at every call.
 * A recorded call does not create an SDK span. It builds a small :class:`Call` object, which is
   itself an ``opentelemetry.trace.Span`` put into the current OpenTelemetry context, so spans
   other instrumentations start inside it become its children; its ``SpanContext`` is built only
@@ -659,6 +666,26 @@ class Site:
                     self._finish_timed(timed, frame, exc_type, exc, tb)
             elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
+        except Exception:
+            self._internal_error()
+
+    def _exit_timed(
+        self,
+        frame: FrameType,
+        start: int,
+        has_return: bool,
+        returned: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The end of a call the C core timed (it keeps timed calls itself, not in ``frames``)
+        that lasted at least min_duration: recorded after the fact."""
+        try:
+            timed = _Timed(start, None)
+            if has_return:
+                timed.returned, timed.has_return = returned, True
+            self._finish_timed(timed, frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
 

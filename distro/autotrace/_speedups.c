@@ -12,7 +12,7 @@
  * What is here is deliberately small. ``SiteCore`` is the base of the Python class ``Site``
  * (distro/autotrace/_runtime.py), which holds all the recording logic. The C methods answer
  * only the cases that record nothing and hand every other case to ``Site``'s Python methods
- * ``_enter_slow``, ``_exit_slow`` and ``_ret_slow``, which are also what the pure-Python core
+ * ``_enter_slow``, ``_exit_slow``, ``_exit_timed`` and ``_ret_slow``, which are also what the pure-Python core
  * calls, so both cores share one implementation of everything that records. Called from C, those
  * methods see the rewritten function's frame as ``sys._getframe(1)``, exactly as when called
  * from Python code in that function.
@@ -25,17 +25,33 @@
 #include <structmember.h>
 #include <time.h>
 
+/* A timed call in flight: a call of a site with a min_duration, not decided yet. */
+typedef struct {
+    /* The calling frame's interpreter frame (see caller_key). */
+    const void *key;
+    /* When it started, as time.time_ns(). */
+    long long start;
+    /* The value its ``return`` computed (a new reference), or NULL before it returned. */
+    PyObject *returned;
+} TimedCall;
+
 typedef struct {
     PyObject_HEAD
     /* The recording level (0: this site records nothing). */
     int level;
     /* Calls shorter than this leave no span (0: every call is recorded when sampled). */
     long long min_duration_ns;
-    /* 1 if a call below min_duration can be timed here with an int start as its state (the
-     * site is not a generator, whose state must count yields). */
+    /* 1 if a call below min_duration is timed here, in ``timed`` (the site is not a
+     * generator, whose state must count yields). */
     int timed_in_c;
     /* Calling frame -> per-call state, shared with the Python methods. */
     PyObject *frames;
+    /* The timed calls in flight, most recent last: an array rather than entries in
+     * ``frames``, so a timed call makes no frame object, no int and no dict entry. Calls end
+     * mostly in the reverse order they started, so the one ending is found at the top. */
+    TimedCall *timed;
+    Py_ssize_t timed_count;
+    Py_ssize_t timed_capacity;
 } SiteCore;
 
 /* Set once by configure(): the OpenTelemetry context variable, the key of the current span in
@@ -49,26 +65,71 @@ static PyObject *call_type = NULL;
 
 static PyObject *str_enter_slow = NULL;
 static PyObject *str_exit_slow = NULL;
+static PyObject *str_exit_timed = NULL;
 static PyObject *str_ret_slow = NULL;
 static PyObject *str_returned = NULL;
 static PyObject *str_has_return = NULL;
 
-/* The start of a timed call, as its state holds it: an int, or (int, returned value) once
- * the function returned. -1 if ``state`` is neither. */
-static long long
-timed_start(PyObject *state)
+/* What identifies the calling function's frame while it runs, without making its frame
+ * object (which the first PyEval_GetFrame() does, ~35 ns, and which its exit frees again).
+ * On CPython 3.11 and 3.12 that is the interpreter frame the thread is running: it stays at
+ * one address for the whole call (on the thread's frame stack, or inside a coroutine object)
+ * and no other running frame has that address. Elsewhere, the frame object. */
+static const void *
+caller_key(void)
 {
-    if (PyTuple_CheckExact(state) && PyTuple_GET_SIZE(state) == 2) {
-        state = PyTuple_GET_ITEM(state, 0);
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_LIMITED_API)
+    PyThreadState *tstate = PyThreadState_Get();
+    if (tstate->cframe != NULL && tstate->cframe->current_frame != NULL) {
+        return tstate->cframe->current_frame;
     }
-    if (!PyLong_CheckExact(state)) {
-        return -1;
+    return NULL;
+#else
+    return PyEval_GetFrame();
+#endif
+}
+
+static Py_ssize_t
+find_timed(SiteCore *self, const void *key)
+{
+    for (Py_ssize_t i = self->timed_count - 1; i >= 0; i--) {
+        if (self->timed[i].key == key) {
+            return i;
+        }
     }
-    long long start = PyLong_AsLongLong(state);
-    if (start == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+    return -1;
+}
+
+static int
+push_timed(SiteCore *self, const void *key, long long start)
+{
+    if (self->timed_count == self->timed_capacity) {
+        Py_ssize_t capacity = self->timed_capacity ? self->timed_capacity * 2 : 4;
+        TimedCall *grown = PyMem_Realloc(self->timed, (size_t)capacity * sizeof(TimedCall));
+        if (grown == NULL) {
+            return -1;
+        }
+        self->timed = grown;
+        self->timed_capacity = capacity;
     }
-    return start;
+    TimedCall *call = &self->timed[self->timed_count++];
+    call->key = key;
+    call->start = start;
+    call->returned = NULL;
+    return 0;
+}
+
+/* Take the timed call at ``index`` out (its ``returned`` reference passes to the caller). */
+static TimedCall
+pop_timed(SiteCore *self, Py_ssize_t index)
+{
+    TimedCall call = self->timed[index];
+    Py_ssize_t after = self->timed_count - index - 1;
+    if (after > 0) {
+        memmove(&self->timed[index], &self->timed[index + 1], (size_t)after * sizeof(TimedCall));
+    }
+    self->timed_count--;
+    return call;
 }
 
 static long long
@@ -83,7 +144,7 @@ now_ns(void)
 static PyObject *
 call_slow(SiteCore *self, PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *stack[5];
+    PyObject *stack[8];
     stack[0] = (PyObject *)self;
     for (size_t i = 0; i < nargs; i++) {
         stack[i + 1] = args[i];
@@ -124,19 +185,17 @@ SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
         Py_XDECREF(context);
         Py_RETURN_NONE;
     }
-    /* Only now: the first look at the frame makes its frame object (about 35 ns). */
-    PyFrameObject *frame = PyEval_GetFrame();
-    if (frame == NULL) {
+    if (self->timed_in_c && self->min_duration_ns > 0) {
+        /* Only timed: whether it is recorded is decided when it proves slow. */
+        const void *key = caller_key();
+        if (key != NULL && push_timed(self, key, now_ns()) < 0) {
+            PyErr_Clear();
+        }
         Py_XDECREF(context);
         Py_RETURN_NONE;
     }
-    if (self->timed_in_c && self->min_duration_ns > 0) {
-        /* Only timed: whether it is recorded is decided when it proves slow (in Python). */
-        PyObject *start = PyLong_FromLongLong(now_ns());
-        if (start == NULL || PyDict_SetItem(self->frames, (PyObject *)frame, start) < 0) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(start);
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) {
         Py_XDECREF(context);
         Py_RETURN_NONE;
     }
@@ -150,12 +209,50 @@ SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* The end of a timed call (taken out of ``timed``): nothing below min_duration, else
+ * recorded after the fact by ``Site._exit_timed``. */
+static void
+end_timed(SiteCore *self, TimedCall call, PyObject *const *exc_info)
+{
+    if (now_ns() - call.start < self->min_duration_ns) {
+        Py_XDECREF(call.returned);
+        return;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    PyObject *start = PyLong_FromLongLong(call.start);
+    if (frame != NULL && start != NULL) {
+        PyObject *args[7] = {
+            (PyObject *)frame,
+            start,
+            call.returned != NULL ? Py_True : Py_False,
+            call.returned != NULL ? call.returned : Py_None,
+            exc_info[0],
+            exc_info[1],
+            exc_info[2],
+        };
+        PyObject *result = call_slow(self, str_exit_timed, args, 7);
+        Py_XDECREF(result);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(start);
+    Py_XDECREF(call.returned);
+}
+
 static PyObject *
 SiteCore_exit(SiteCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "__exit__ takes exactly 3 arguments");
         return NULL;
+    }
+    if (self->timed_count) {
+        Py_ssize_t index = find_timed(self, caller_key());
+        if (index >= 0) {
+            end_timed(self, pop_timed(self, index), args);
+            Py_RETURN_FALSE;
+        }
     }
     if (PyDict_GET_SIZE(self->frames) == 0) {
         Py_RETURN_FALSE;
@@ -167,14 +264,6 @@ SiteCore_exit(SiteCore *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *state = PyDict_GetItemWithError(self->frames, (PyObject *)frame);
     if (state == NULL) {
         PyErr_Clear();
-        Py_RETURN_FALSE;
-    }
-    long long start = timed_start(state);
-    if (start >= 0 && now_ns() - start < self->min_duration_ns) {
-        /* The common timed case: it stayed below min_duration and leaves nothing. */
-        if (PyDict_DelItem(self->frames, (PyObject *)frame) < 0) {
-            PyErr_Clear();
-        }
         Py_RETURN_FALSE;
     }
     PyObject *slow_args[4] = {(PyObject *)frame, args[0], args[1], args[2]};
@@ -186,8 +275,9 @@ SiteCore_exit(SiteCore *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_FALSE;
 }
 
+/* ``return value`` of a call that has a state in ``frames``. */
 static PyObject *
-SiteCore_ret(SiteCore *self, PyObject *value)
+ret_recorded(SiteCore *self, PyObject *value)
 {
     if (PyDict_GET_SIZE(self->frames) == 0) {
         return Py_NewRef(value);
@@ -199,15 +289,6 @@ SiteCore_ret(SiteCore *self, PyObject *value)
     PyObject *state = PyDict_GetItemWithError(self->frames, (PyObject *)frame);
     if (state == NULL) {
         PyErr_Clear();
-        return Py_NewRef(value);
-    }
-    if (PyLong_CheckExact(state)) {
-        /* A timed call: keep the value beside its start, in case the call proves slow. */
-        PyObject *pair = PyTuple_Pack(2, state, value);
-        if (pair == NULL || PyDict_SetItem(self->frames, (PyObject *)frame, pair) < 0) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(pair);
         return Py_NewRef(value);
     }
     if ((PyObject *)Py_TYPE(state) == call_type) {
@@ -228,34 +309,44 @@ SiteCore_ret(SiteCore *self, PyObject *value)
 }
 
 static PyObject *
+SiteCore_ret(SiteCore *self, PyObject *value)
+{
+    if (self->timed_count) {
+        Py_ssize_t index = find_timed(self, caller_key());
+        if (index >= 0) {
+            /* A timed call: keep the value, in case the call proves slow. */
+            PyObject *previous = self->timed[index].returned;
+            self->timed[index].returned = Py_NewRef(value);
+            Py_XDECREF(previous);
+            return Py_NewRef(value);
+        }
+    }
+    return ret_recorded(self, value);
+}
+
+static PyObject *
 SiteCore_ret_exit(SiteCore *self, PyObject *value)
 {
     /* A ``return`` from which nothing of the function's own runs before the ``with``'s exit
      * (no enclosing ``try`` with a ``finally``, no enclosing ``with``): a timed call ends
      * here. Below min_duration it is settled now, which leaves ``__exit__`` nothing to look
      * up and spares keeping the value for a call that leaves no span. */
-    if (PyDict_GET_SIZE(self->frames) == 0) {
-        return Py_NewRef(value);
-    }
-    PyFrameObject *frame = PyEval_GetFrame();
-    if (frame == NULL) {
-        return Py_NewRef(value);
-    }
-    PyObject *state = PyDict_GetItemWithError(self->frames, (PyObject *)frame);
-    if (state == NULL) {
-        PyErr_Clear();
-        return Py_NewRef(value);
-    }
-    if (PyLong_CheckExact(state)) {
-        long long start = timed_start(state);
-        if (start >= 0 && now_ns() - start < self->min_duration_ns) {
-            if (PyDict_DelItem(self->frames, (PyObject *)frame) < 0) {
-                PyErr_Clear();
+    if (self->timed_count) {
+        Py_ssize_t index = find_timed(self, caller_key());
+        if (index >= 0) {
+            if (now_ns() - self->timed[index].start < self->min_duration_ns) {
+                TimedCall call = pop_timed(self, index);
+                Py_XDECREF(call.returned);
+            }
+            else {
+                PyObject *previous = self->timed[index].returned;
+                self->timed[index].returned = Py_NewRef(value);
+                Py_XDECREF(previous);
             }
             return Py_NewRef(value);
         }
     }
-    return SiteCore_ret(self, value);
+    return ret_recorded(self, value);
 }
 
 static PyObject *
@@ -278,6 +369,9 @@ SiteCore_traverse(SiteCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->frames);
+    for (Py_ssize_t i = 0; i < self->timed_count; i++) {
+        Py_VISIT(self->timed[i].returned);
+    }
     return 0;
 }
 
@@ -285,6 +379,10 @@ static int
 SiteCore_clear(SiteCore *self)
 {
     Py_CLEAR(self->frames);
+    while (self->timed_count > 0) {
+        TimedCall call = pop_timed(self, self->timed_count - 1);
+        Py_XDECREF(call.returned);
+    }
     return 0;
 }
 
@@ -294,6 +392,8 @@ SiteCore_dealloc(SiteCore *self)
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     SiteCore_clear(self);
+    PyMem_Free(self->timed);
+    self->timed = NULL;
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
 }
@@ -312,7 +412,9 @@ static PyMemberDef SiteCore_members[] = {
     {"min_duration_ns", T_LONGLONG, offsetof(SiteCore, min_duration_ns), 0,
      "Calls shorter than this leave no span."},
     {"timed_in_c", T_INT, offsetof(SiteCore, timed_in_c), 0,
-     "Whether a timed call's start is kept as an int (not for generators)."},
+     "Whether calls below min_duration are timed by the core (not for generators)."},
+    {"timed_calls", T_PYSSIZET, offsetof(SiteCore, timed_count), READONLY,
+     "How many timed calls are in flight."},
     {"frames", T_OBJECT, offsetof(SiteCore, frames), READONLY, "Calling frame -> per-call state."},
     {NULL, 0, 0, 0, NULL},
 };
@@ -380,10 +482,11 @@ module_exec(PyObject *module)
 {
     str_enter_slow = PyUnicode_InternFromString("_enter_slow");
     str_exit_slow = PyUnicode_InternFromString("_exit_slow");
+    str_exit_timed = PyUnicode_InternFromString("_exit_timed");
     str_ret_slow = PyUnicode_InternFromString("_ret_slow");
     str_returned = PyUnicode_InternFromString("returned");
     str_has_return = PyUnicode_InternFromString("has_return");
-    if (str_enter_slow == NULL || str_exit_slow == NULL || str_ret_slow == NULL || str_returned == NULL
+    if (str_enter_slow == NULL || str_exit_slow == NULL || str_exit_timed == NULL || str_ret_slow == NULL || str_returned == NULL
         || str_has_return == NULL) {
         return -1;
     }

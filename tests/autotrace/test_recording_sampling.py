@@ -3,7 +3,9 @@ per-target ``sample_rate`` and ``min_duration_ms``, suppression, and recursion."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 from collections.abc import Iterator
 from contextvars import Token
 from pathlib import Path
@@ -31,6 +33,7 @@ def rec() -> Iterator[Recording]:
 
 APP = source(
     """
+    import asyncio
     import time
 
     from opentelemetry import trace
@@ -119,6 +122,11 @@ APP = source(
     def slow_exit(seconds):
         with Slow(seconds):
             return seconds
+
+
+    async def wait(seconds):
+        await asyncio.sleep(seconds)
+        return seconds
     """
 )
 
@@ -346,7 +354,56 @@ def test_fast_calls_below_min_duration_leave_no_state_and_no_span(rec: Recording
             app.slow_failure()
 
     assert rec.spans() == []
-    assert all(site.frames == {} for site in sites_of(app.__name__) or [])
+    assert_no_call_in_flight(app)
+
+
+def assert_no_call_in_flight(app: ModuleType) -> None:
+    for site in sites_of(app.__name__) or []:
+        assert site.frames == {}
+        assert getattr(site, "timed_calls", 0) == 0  # the C core keeps timed calls itself
+
+
+def test_interleaved_timed_coroutines_are_each_decided_by_their_own_duration(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """Coroutines of one function end in another order than they started (the one started
+    first ends third here): each is still timed from its own start."""
+    app = timed_app(tmp_path, wait=20.0)
+    rec.clear()
+
+    async def main() -> list[float]:
+        return list(await asyncio.gather(app.wait(0.03), app.wait(0), app.wait(0.05), app.wait(0.001)))
+
+    assert asyncio.run(main()) == [0.03, 0, 0.05, 0.001]
+
+    recorded = sorted(attr(span, "execscope.return") for span in rec.spans() if span.name == "wait")
+    assert recorded == ["0.03", "0.05"]
+    assert_no_call_in_flight(app)
+
+
+def test_timed_calls_in_concurrent_threads_are_each_decided_by_their_own_duration(
+    rec: Recording, tmp_path: Path
+) -> None:
+    app = timed_app(tmp_path, pause=20.0)
+    rec.clear()
+    started = threading.Event()
+
+    def fast_calls() -> None:
+        started.wait(5)
+        for _ in range(2_000):
+            assert app.pause(0) == 0
+
+    threads = [threading.Thread(target=fast_calls) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    started.set()
+    assert app.pause(0.03) == 0.03
+    for thread in threads:
+        thread.join()
+
+    [span] = [span for span in rec.spans() if span.name == "pause"]
+    assert attr(span, "execscope.return") == "0.03"
+    assert_no_call_in_flight(app)
 
 
 def test_slow_call_that_fails_records_its_exception(rec: Recording, tmp_path: Path) -> None:
