@@ -468,12 +468,13 @@ class Site:
     the ``with``'s exit), ``suspend``, ``resume`` and ``delegate`` by its rewritten ``return``,
     ``yield`` and ``yield from``. ``frames`` maps each calling frame to its per-call state.
 
-    This class holds the recording logic. ``__enter__``, ``__exit__``, ``ret`` and ``ret_exit`` come from a
-    core: the C one (``_speedups.SiteCore``) where it was compiled, or the pure-Python
-    :class:`_PythonCore` (``RuntimeConfig.accelerated`` false, or no C extension). Both answer
-    the calls that record nothing themselves and hand every other one to ``_enter_slow``,
-    ``_exit_slow`` and ``_ret_slow`` with the calling frame. ``Site(...)`` makes the class with
-    the core the configuration asks for.
+    This class holds the recording logic. ``__enter__``, ``__exit__``, ``ret`` and
+    ``ret_exit`` come from a core: the C one (``_speedups.SiteCore``) where it was compiled,
+    or the pure-Python :class:`_PythonCore` (``RuntimeConfig.accelerated`` false, or no C
+    extension). Both answer the calls that record nothing themselves and hand every other one
+    to ``_enter_slow``, ``_exit_slow`` (``_exit_timed`` for the C core's timed calls) and
+    ``_ret_slow`` with the calling frame. ``Site(...)`` makes the class with the core the
+    configuration asks for.
     """
 
     if TYPE_CHECKING:  # the concrete classes' slots, and the core's methods

@@ -308,16 +308,23 @@ ret_recorded(SiteCore *self, PyObject *value)
     return result;
 }
 
+/* A timed call's ``return value``: kept, in case the call proves slow. */
+static void
+keep_returned(SiteCore *self, Py_ssize_t index, PyObject *value)
+{
+    PyObject *previous = self->timed[index].returned;
+    self->timed[index].returned = Py_NewRef(value);
+    /* Last: freeing the previous value may run a __del__ that calls this site again. */
+    Py_XDECREF(previous);
+}
+
 static PyObject *
 SiteCore_ret(SiteCore *self, PyObject *value)
 {
     if (self->timed_count) {
         Py_ssize_t index = find_timed(self, caller_key());
         if (index >= 0) {
-            /* A timed call: keep the value, in case the call proves slow. */
-            PyObject *previous = self->timed[index].returned;
-            self->timed[index].returned = Py_NewRef(value);
-            Py_XDECREF(previous);
+            keep_returned(self, index, value);
             return Py_NewRef(value);
         }
     }
@@ -339,9 +346,7 @@ SiteCore_ret_exit(SiteCore *self, PyObject *value)
                 Py_XDECREF(call.returned);
             }
             else {
-                PyObject *previous = self->timed[index].returned;
-                self->timed[index].returned = Py_NewRef(value);
-                Py_XDECREF(previous);
+                keep_returned(self, index, value);
             }
             return Py_NewRef(value);
         }
