@@ -657,14 +657,12 @@ class Site:
                 self._finish(state, exc_type, exc, tb)
             elif kind is _Marker:
                 _restore(state.token, state.outer)
-            elif kind is int or kind is tuple:
-                # A timed plain function: its start, or (start, returned value).
-                start = state if kind is int else state[0]
-                if _time_ns() - start >= self.min_duration_ns:
-                    timed = _Timed(start, None)
-                    if kind is tuple:
-                        timed.returned, timed.has_return = state[1], True
-                    self._finish_timed(timed, frame, exc_type, exc, tb)
+            elif kind is int:
+                # A plain function the Python core timed: its start ...
+                self._exit_timed(frame, state, False, None, exc_type, exc, tb)
+            elif kind is tuple:
+                # ... or (start, returned value) once it returned.
+                self._exit_timed(frame, state[0], True, state[1], exc_type, exc, tb)
             elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
                 self._finish_timed(state, frame, exc_type, exc, tb)
         except Exception:
@@ -680,8 +678,9 @@ class Site:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """The end of a call the C core timed (it keeps timed calls itself, not in ``frames``)
-        that lasted at least min_duration: recorded after the fact."""
+        """The end of a timed plain function's call, from either core (the C core keeps its
+        timed calls itself, not in ``frames``): recorded after the fact if it lasted at least
+        min_duration."""
         try:
             timed = _Timed(start, None)
             if has_return:

@@ -12,8 +12,8 @@
  * What is here is deliberately small. ``SiteCore`` is the base of the Python class ``Site``
  * (distro/autotrace/_runtime.py), which holds all the recording logic. The C methods answer
  * only the cases that record nothing and hand every other case to ``Site``'s Python methods
- * ``_enter_slow``, ``_exit_slow``, ``_exit_timed`` and ``_ret_slow``, which are also what the pure-Python core
- * calls, so both cores share one implementation of everything that records. Called from C, those
+ * ``_enter_slow``, ``_exit_slow``, ``_exit_timed`` and ``_ret_slow``, which are also what the
+ * pure-Python core calls, so both cores share one implementation of everything that records. Called from C, those
  * methods see the rewritten function's frame as ``sys._getframe(1)``, exactly as when called
  * from Python code in that function.
  *
@@ -491,8 +491,8 @@ module_exec(PyObject *module)
     str_ret_slow = PyUnicode_InternFromString("_ret_slow");
     str_returned = PyUnicode_InternFromString("returned");
     str_has_return = PyUnicode_InternFromString("has_return");
-    if (str_enter_slow == NULL || str_exit_slow == NULL || str_exit_timed == NULL || str_ret_slow == NULL || str_returned == NULL
-        || str_has_return == NULL) {
+    if (str_enter_slow == NULL || str_exit_slow == NULL || str_exit_timed == NULL || str_ret_slow == NULL
+        || str_returned == NULL || str_has_return == NULL) {
         return -1;
     }
     PyObject *type = PyType_FromSpec(&SiteCore_spec);
