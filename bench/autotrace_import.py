@@ -10,10 +10,15 @@ module leaves ``sys.modules``, a cold variant's cached bytecode is deleted, and
 its own first statement, which registers its functions' sites, so that cost is included;
 importing execscope itself is not (the distro has done that before the application imports),
 nor is the check that a rewritten variant's module was rewritten (made after the timed import).
+
+``roundtrip_cold`` parses the module into Python ``ast`` objects and compiles that tree back,
+rewriting nothing (with the cyclic collector paused as the hook pauses it): the floor under
+any rewrite that works on the tree, shown beside the target it is measured against.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import shutil
@@ -21,12 +26,13 @@ import sys
 import tempfile
 from collections.abc import Callable
 from functools import partial
-from importlib.machinery import ModuleSpec, PathFinder
+from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from pathlib import Path
+from types import CodeType
 
 from bench._harness import Benchmark, Result, Variant
 from execscope.autotrace import is_rewritten
-from execscope.autotrace._hook import RewritingFinder
+from execscope.autotrace._hook import RewritingFinder, _no_cyclic_collection
 from execscope.autotrace._levels import FULL
 from execscope.autotrace._selection import Selection
 
@@ -113,14 +119,29 @@ def generate_module(classes: int = CLASSES, functions: int = FUNCTIONS) -> str:
     return "".join(parts)
 
 
-class Import(Variant):
-    """Imports its own copy of the generated module, plainly or rewritten, from a cold or warm cache."""
+class _RoundTripLoader(SourceFileLoader):
+    """Compiles the module's ``ast`` tree, unchanged, instead of its source."""
 
-    def __init__(self, label: str, source: str, *, rewritten: bool, cold: bool) -> None:
+    def source_to_code(  # type: ignore[override]
+        self, data: bytes | str, path: str, *, _optimize: int = -1
+    ) -> CodeType:
+        with _no_cyclic_collection():
+            tree = ast.parse(importlib.util.decode_source(data) if isinstance(data, bytes) else data, path)
+            return compile(tree, path, "exec", dont_inherit=True, optimize=_optimize)
+
+
+class Import(Variant):
+    """Imports its own copy of the generated module, plainly or rewritten, from a cold or warm
+    cache; or (``round_trip``) through the parse to ``ast`` objects and back, rewriting nothing."""
+
+    def __init__(
+        self, label: str, source: str, *, rewritten: bool, cold: bool, round_trip: bool = False
+    ) -> None:
         self.name = "execscope_bench_import_" + label
         self.source = source
         self.rewritten = rewritten
         self.cold = cold
+        self.round_trip = round_trip
 
     def setup(self) -> None:
         # Caching is what is measured: write .pyc files even under PYTHONDONTWRITEBYTECODE.
@@ -143,7 +164,10 @@ class Import(Variant):
     def _spec(self) -> ModuleSpec | None:
         if self.rewritten:
             return self._finder.find_spec(self.name, [str(self._folder)])
-        return PathFinder.find_spec(self.name, [str(self._folder)])
+        spec = PathFinder.find_spec(self.name, [str(self._folder)])
+        if self.round_trip and spec is not None and spec.origin is not None:
+            spec.loader = _RoundTripLoader(self.name, spec.origin)
+        return spec
 
     def _import(self) -> None:
         spec = self._spec()
@@ -187,6 +211,11 @@ def notes(result: Result) -> list[str]:
         lines.append(
             f"  rewriting, warm cache <= {TARGET_WARM:g}x a plain import from .pyc: {ratio:.2f}x: {verdict}"
         )
+    if {"roundtrip_cold", "plain_cold"} <= names:
+        ratio = result.variant("roundtrip_cold").ratio
+        lines.append(
+            f"  (parsing to ast objects and compiling them back, no rewrite: {ratio:.2f}x a plain import)"
+        )
     if {"rewritten_cold", "plain_warm"} <= names:
         ratio = result.variant("rewritten_cold").median_ns / result.variant("plain_warm").median_ns
         lines.append(f"  (rewriting with a cold cache vs a plain import from its .pyc: {ratio:.2f}x)")
@@ -205,13 +234,20 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
             ("rewritten_warm", True, False),
         )
     }
+    variants["roundtrip_cold"] = partial(
+        Import, "roundtrip_cold", source, rewritten=False, cold=True, round_trip=True
+    )
     return Benchmark(
         name="autotrace_import",
         description=f"importing a generated {source.count(chr(10)):,}-line module, plainly and rewritten",
         variants=variants,
         baseline="plain_warm",
         operation="import",
-        baselines={"rewritten_cold": "plain_cold", "plain_cold": "plain_cold"},
+        baselines={
+            "rewritten_cold": "plain_cold",
+            "plain_cold": "plain_cold",
+            "roundtrip_cold": "plain_cold",
+        },
         notes=notes,
     )
 

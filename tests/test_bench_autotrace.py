@@ -73,9 +73,13 @@ def test_autotrace_import_runs_cold_and_warm_from_the_command_line() -> None:
         "rewritten_cold",
         "plain_warm",
         "rewritten_warm",
+        "roundtrip_cold",
     }
     assert result.variant("rewritten_cold").baseline == "plain_cold"
-    assert "rewriting, warm cache" in render_text(result, ENVIRONMENT)
+    assert result.variant("roundtrip_cold").baseline == "plain_cold"
+    text = render_text(result, ENVIRONMENT)
+    assert "rewriting, warm cache" in text
+    assert "compiling them back, no rewrite" in text
     assert len(autotrace_import.generate_module().splitlines()) >= 2_000
 
     completed = subprocess.run(

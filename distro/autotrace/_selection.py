@@ -11,6 +11,7 @@ plan targets select modules too and set per-function levels.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import site
@@ -28,6 +29,24 @@ _INSTALLED_PARTS = frozenset({"site-packages", "dist-packages"})
 
 def _normalise(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return _normalise(folder)
+
+
+def _normalise_file(filename: str) -> str:
+    """:func:`_normalise` for a module's file, the cheap way: its folder's real path is
+    remembered (a package's modules share it, and resolving it is most of the cost of deciding
+    whether a module is the application's), the file itself is checked for being a link each
+    time. A folder that becomes a link to elsewhere while the program runs keeps its old real
+    path here. (``os.path`` on strings: a ``Path`` object per module would cost as much as
+    the remembering saves.)"""
+    folder, name = os.path.split(filename)
+    if not os.path.isabs(folder) or name in ("", ".", "..") or os.path.islink(filename):  # noqa: PTH114, PTH117
+        return _normalise(filename)
+    return os.path.join(_real_folder(folder), os.path.normcase(name))  # noqa: PTH118
 
 
 def installed_dirs() -> tuple[str, ...]:
@@ -86,8 +105,8 @@ class Selection:
     never: tuple[str, ...] = field(default_factory=installed_dirs)
 
     def is_application_file(self, filename: str) -> bool:
-        path = _normalise(filename)
-        if _INSTALLED_PARTS & set(Path(path).parts):
+        path = _normalise_file(filename)
+        if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (as above)
             return False
         if any(_under(path, folder) for folder in self.never):
             return False

@@ -3,6 +3,7 @@ modules, and how the launcher turns a command line into one that runs the script
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from autotrace_helpers import recording, unique_module_name
@@ -200,6 +202,29 @@ def test_a_module_the_rewriter_cannot_handle_is_imported_unmodified_with_one_war
     assert rewritten(hook_import(project, name, selection))
 
 
+@pytest.mark.parametrize("collecting", [True, False], ids=["collector on", "collector off"])
+def test_the_cyclic_collector_pauses_while_a_module_is_rewritten_and_is_left_as_the_program_set_it(
+    project: Path, selection: Selection, monkeypatch: pytest.MonkeyPatch, collecting: bool
+) -> None:
+    name = module_in(project)
+    seen: list[bool] = []
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return rewrite_tree(*args, **kwargs)
+
+    monkeypatch.setattr(hook, "rewrite_tree", observed)
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        module = hook_import(project, name, selection)
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False]
+    assert rewritten(module)
+
+
 def test_a_syntax_error_is_raised_as_without_execscope(
     project: Path, selection: Selection, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -266,6 +291,27 @@ def test_the_default_selection_is_the_applications_own_files(
     selection = Selection(roots=(str(project),), include=include, exclude=exclude)
 
     assert selection.selects(module, filename) is selected
+
+
+def test_a_module_is_the_applications_where_its_links_lead_not_where_it_is_found(
+    project: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "lib").mkdir(parents=True)
+    (elsewhere / "lib" / "outside.py").write_text("x = 1\n")
+    (project / "linked_lib").symlink_to(elsewhere / "lib", target_is_directory=True)
+    (project / "linked_file.py").symlink_to(elsewhere / "lib" / "outside.py")
+    (project / "own.py").write_text("x = 1\n")
+    (elsewhere / "into_project.py").symlink_to(project / "own.py")
+    selection = Selection(roots=(str(project),))
+
+    assert selection.selects("own", str(project / "own.py"))
+    assert not selection.selects("linked_lib.outside", str(project / "linked_lib" / "outside.py"))
+    assert not selection.selects("linked_file", str(project / "linked_file.py"))
+    assert selection.selects("into_project", str(elsewhere / "into_project.py"))
+    # Asked again (the folder's real path is remembered), the answers are the same.
+    assert not selection.selects("linked_lib.outside", str(project / "linked_lib" / "outside.py"))
+    assert selection.selects("own", str(project / "own.py"))
 
 
 def test_execscope_itself_is_never_found_for_rewriting(project: Path) -> None:
