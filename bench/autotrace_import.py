@@ -11,6 +11,15 @@ its own first statement, which registers its functions' sites, so that cost is i
 importing execscope itself is not (the distro has done that before the application imports),
 nor is the check that a rewritten variant's module was rewritten (made after the timed import).
 
+``libraries_plain`` and ``libraries_hooked`` measure what the hook costs the modules it does not
+rewrite: each round a new interpreter imports a fixed set of installed libraries (FastAPI,
+pydantic, httpx, Celery, redis, psycopg and the standard library modules they pull in, about 800
+modules), the second with the import hook installed first (selecting the application's own
+folder, as the distro does). Both import the hook's own modules before the libraries, so the
+difference is the finder's work on each library module. The timed region holds the interpreter's
+start too (and execscope's own import), so the note compares what the new interpreter timed
+around the libraries' imports alone (``imports_ms``, the median over the rounds).
+
 ``roundtrip_cold`` parses the module into Python ``ast`` objects and compiles that tree back,
 rewriting nothing (with the cyclic collector paused as the hook pauses it): the floor under
 any rewrite that works on the tree, shown beside the target it is measured against.
@@ -21,7 +30,10 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -130,6 +142,62 @@ class _RoundTripLoader(SourceFileLoader):
             return compile(tree, path, "exec", dont_inherit=True, optimize=_optimize)
 
 
+#: What ``libraries_*`` import: installed libraries of the test extra, with what they import.
+LIBRARIES = ("fastapi", "pydantic", "httpx", "celery", "redis", "psycopg", "email.mime.text", "decimal")
+
+_IMPORT_LIBRARIES = """
+import sys
+import execscope.autotrace._hook as hook
+from execscope.autotrace._levels import FULL
+from execscope.autotrace._selection import Selection
+import time
+if sys.argv[1] == "hooked":
+    hook.install_finder(Selection(roots=(sys.argv[2],), default_level=FULL))
+start = time.perf_counter()
+import {modules}
+print(time.perf_counter() - start)
+"""
+
+
+class ImportLibraries(Variant):
+    """A new interpreter importing :data:`LIBRARIES`, with or without the import hook."""
+
+    def __init__(self, *, hooked: bool) -> None:
+        self.hooked = hooked
+        self._imports_s: list[float] = []
+
+    def setup(self) -> None:
+        self._folder = tempfile.mkdtemp(prefix="execscope-bench-app-")
+        self._command = [
+            sys.executable,
+            "-c",
+            _IMPORT_LIBRARIES.format(modules=", ".join(LIBRARIES)),
+            "hooked" if self.hooked else "plain",
+            self._folder,
+        ]
+        self.run_once()  # fails here, not in a round, if a library is missing
+        self._imports_s.clear()
+
+    def run_once(self) -> int:
+        # No timeout: waiting with one polls in steps of up to 50 ms, coarser than the difference.
+        completed = subprocess.run(
+            self._command,
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+        )
+        self._imports_s.append(float(completed.stdout.split()[-1]))
+        return 1
+
+    def metrics(self) -> dict[str, float]:
+        """The libraries' imports alone, as the new interpreter timed them (median, ms)."""
+        return {"imports_ms": statistics.median(self._imports_s) * 1e3} if self._imports_s else {}
+
+    def teardown(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
 class Import(Variant):
     """Imports its own copy of the generated module, plainly or rewritten, from a cold or warm
     cache; or (``round_trip``) through the parse to ``ast`` objects and back, rewriting nothing."""
@@ -211,6 +279,14 @@ def notes(result: Result) -> list[str]:
         lines.append(
             f"  rewriting, warm cache <= {TARGET_WARM:g}x a plain import from .pyc: {ratio:.2f}x: {verdict}"
         )
+    if {"libraries_hooked", "libraries_plain"} <= names:
+        hooked = result.variant("libraries_hooked").metrics.get("imports_ms", 0.0)
+        plain = result.variant("libraries_plain").metrics.get("imports_ms", 0.0)
+        if plain > 0:
+            lines.append(
+                f"  (installed libraries imported by a new interpreter, the imports alone: {hooked:.1f} ms"
+                f" with the hook vs {plain:.1f} ms without = {hooked / plain:.3f}x)"
+            )
     if {"roundtrip_cold", "plain_cold"} <= names:
         ratio = result.variant("roundtrip_cold").ratio
         lines.append(
@@ -234,6 +310,8 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
             ("rewritten_warm", True, False),
         )
     }
+    variants["libraries_plain"] = partial(ImportLibraries, hooked=False)
+    variants["libraries_hooked"] = partial(ImportLibraries, hooked=True)
     variants["roundtrip_cold"] = partial(
         Import, "roundtrip_cold", source, rewritten=False, cold=True, round_trip=True
     )
@@ -247,6 +325,8 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
             "rewritten_cold": "plain_cold",
             "plain_cold": "plain_cold",
             "roundtrip_cold": "plain_cold",
+            "libraries_plain": "libraries_plain",
+            "libraries_hooked": "libraries_plain",
         },
         notes=notes,
     )

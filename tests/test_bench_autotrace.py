@@ -74,12 +74,17 @@ def test_autotrace_import_runs_cold_and_warm_from_the_command_line() -> None:
         "plain_warm",
         "rewritten_warm",
         "roundtrip_cold",
+        "libraries_plain",
+        "libraries_hooked",
     }
     assert result.variant("rewritten_cold").baseline == "plain_cold"
     assert result.variant("roundtrip_cold").baseline == "plain_cold"
+    assert result.variant("libraries_hooked").baseline == "libraries_plain"
+    assert result.variant("libraries_hooked").metrics["imports_ms"] > 0
     text = render_text(result, ENVIRONMENT)
     assert "rewriting, warm cache" in text
     assert "compiling them back, no rewrite" in text
+    assert "installed libraries imported by a new interpreter" in text
     assert len(autotrace_import.generate_module().splitlines()) >= 2_000
 
     completed = subprocess.run(

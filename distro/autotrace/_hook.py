@@ -3,7 +3,9 @@
 Only the step from source to code changes. Finding a module is left to the standard
 ``PathFinder`` (so packages, namespace packages, ``importlib.import_module``, ``reload`` and
 ``importlib.resources`` behave as usual), and the loader is the standard
-``SourceFileLoader`` with ``source_to_code`` overridden. Rewritten bytecode is cached next to
+``SourceFileLoader`` with ``source_to_code`` overridden. The finder sits right before
+``PathFinder`` and hands on, as found, the modules it does not rewrite, so that the import system
+does not search for them again: the libraries a program imports are not searched for twice. Rewritten bytecode is cached next to
 the normal ``.pyc`` under its own name (``mod.cpython-311.execscope-<fingerprint>.pyc``), so a
 second start does not rewrite again and the plain cache is never overwritten.
 """
@@ -135,16 +137,32 @@ class RewritingFinder:
 
             if name_covered(selection.exclude, fullname):
                 return None
+        if path is not None and not selection.may_select_in(fullname, path):
+            return None
         spec = PathFinder.find_spec(fullname, path, target)
-        if spec is None or type(spec.loader) is not SourceFileLoader or not spec.origin:
+        if spec is None:
             return None
+        if type(spec.loader) is not SourceFileLoader or not spec.origin:
+            return self._passed_on(spec)
         if not selection.selects(fullname, spec.origin):
-            return None
+            return self._passed_on(spec)
         # Without a plan, what ``selects`` tells once past the exclusions is ``by_default``:
         # not asked twice (it reads the file's real path, half the cost of finding a module).
         default_selected = selection.plan is None or selection.by_default(fullname, spec.origin)
         spec.loader = RewritingLoader(fullname, spec.origin, self, default_selected)
         return spec
+
+    def _passed_on(self, spec: ModuleSpec) -> ModuleSpec | None:
+        """A module found but not rewritten: its spec as found when ``PathFinder``, which found
+        it, is the next finder (where :func:`install_finder` puts this one), so that the import
+        system does not search for the module a second time; else None, and the finders after
+        this one decide as without it."""
+        meta_path = sys.meta_path
+        try:
+            index = meta_path.index(self)
+        except ValueError:
+            return None
+        return spec if index + 1 < len(meta_path) and meta_path[index + 1] is PathFinder else None
 
     def invalidate_caches(self) -> None:
         pass
@@ -209,8 +227,14 @@ def is_rewritten(module: ModuleType) -> bool:
 
 
 def install_finder(selection: Selection) -> RewritingFinder:
+    """Puts the finder right before ``PathFinder`` (first when there is none): it takes over
+    only what ``PathFinder`` would find, after the finders that come before it (built-in and
+    frozen modules, and any a tool installed ahead of it) have passed."""
     finder = RewritingFinder(selection)
-    sys.meta_path.insert(0, finder)
+    try:
+        sys.meta_path.insert(sys.meta_path.index(PathFinder), finder)
+    except ValueError:
+        sys.meta_path.insert(0, finder)
     importlib.invalidate_caches()
     return finder
 

@@ -17,6 +17,7 @@ import os
 import site
 import sys
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +32,16 @@ def _normalise(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
 def _real_folder(folder: str) -> str:
-    return _normalise(folder)
+    """:func:`_normalise` for a folder, remembered, and found from its parent's (one ``lstat``
+    for the folder itself where resolving it afresh is one per component of its path)."""
+    parent, name = os.path.split(folder)
+    if parent == folder or name in ("", ".", "..") or not os.path.isabs(parent):  # noqa: PTH117
+        return _normalise(folder)
+    if os.path.islink(folder):  # noqa: PTH114
+        return _normalise(folder)
+    return os.path.join(_real_folder(parent), os.path.normcase(name))  # noqa: PTH118
 
 
 def _normalise_file(filename: str) -> str:
@@ -41,8 +49,8 @@ def _normalise_file(filename: str) -> str:
     remembered (a package's modules share it, and resolving it is most of the cost of deciding
     whether a module is the application's), the file itself is checked for being a link each
     time. A folder that becomes a link to elsewhere while the program runs keeps its old real
-    path here. (``os.path`` on strings: a ``Path`` object per module would cost as much as
-    the remembering saves.)"""
+    path here. (``os.path`` on strings, here and in :class:`Selection`: a ``Path`` object per
+    module would cost as much as the remembering saves.)"""
     folder, name = os.path.split(filename)
     if not os.path.isabs(folder) or name in ("", ".", "..") or os.path.islink(filename):  # noqa: PTH114, PTH117
         return _normalise(filename)
@@ -104,13 +112,36 @@ class Selection:
     default_level: int = 3
     never: tuple[str, ...] = field(default_factory=installed_dirs)
 
+    def _installed(self, path: str) -> bool:
+        """Is ``path`` (a real, normalised path) in an installed package's folder or in one
+        that is never the application's?"""
+        if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (see _normalise_file)
+            return True
+        return any(_under(path, folder) for folder in self.never)
+
     def is_application_file(self, filename: str) -> bool:
         path = _normalise_file(filename)
-        if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (as above)
+        return not self._installed(path) and any(_under(path, root) for root in self.roots)
+
+    def may_select_in(self, module: str, folders: Iterable[str]) -> bool:
+        """Could a module named ``module`` be selected if it were found in one of ``folders``
+        (a package's ``__path__``)? No when nothing names it (no include glob, no plan target
+        covers it) and every folder is installed (site-packages, the standard library): then
+        a library's submodule is passed over without searching for its file, which the import
+        system is about to do anyway. A module is judged by its folder here, not by where a
+        link of its own file may lead."""
+        if module == "execscope" or module.startswith("execscope."):
             return False
-        if any(_under(path, folder) for folder in self.never):
+        if self.exclude and name_covered(self.exclude, module):
             return False
-        return any(_under(path, root) for root in self.roots)
+        if self.include or self.plan is not None:
+            return True  # decided by name (and where the file is): asked once it is found
+        for folder in folders:
+            if not isinstance(folder, str) or not os.path.isabs(folder):  # noqa: PTH117
+                return True
+            if not self._installed(_real_folder(folder)):
+                return True
+        return False
 
     def by_default(self, module: str, filename: str | None) -> bool:
         """Selected without the plan: named by the include globs, or an application file."""

@@ -314,6 +314,118 @@ def test_a_module_is_the_applications_where_its_links_lead_not_where_it_is_found
     assert selection.selects("own", str(project / "own.py"))
 
 
+def test_a_submodule_of_an_installed_package_is_passed_over_without_searching_for_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = tmp_path / "site-packages" / "library"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    (installed / "part.py").write_text("def f():\n    return 1\n")
+    (project / "own").mkdir()
+    (project / "own" / "__init__.py").write_text("")
+    (project / "own" / "part.py").write_text("def f():\n    return 1\n")
+    finder = RewritingFinder(Selection(roots=(str(project),), default_level=FULL))
+    searched: list[str] = []
+    search = hook.PathFinder.find_spec
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
+        searched.append(name)
+        return search(name, *args, **kwargs)
+
+    monkeypatch.setattr(hook.PathFinder, "find_spec", counted)
+
+    assert finder.find_spec("library.part", [str(installed)]) is None
+    assert searched == []
+    spec = finder.find_spec("own.part", [str(project / "own")])
+    assert spec is not None and isinstance(spec.loader, RewritingLoader)
+    assert searched == ["own.part"]
+
+
+class _Elsewhere:
+    """A finder of the program's own, that finds nothing."""
+
+    def find_spec(self, *args: object) -> None:
+        return None
+
+
+def test_the_finder_sits_right_before_path_finder_and_hands_on_what_it_does_not_rewrite(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    names = [unique_module_name("unselected") for _ in range(2)]
+    for name in names:
+        (elsewhere / f"{name}.py").write_text("VALUE = 42\n")
+    monkeypatch.syspath_prepend(str(elsewhere))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    searched: list[str] = []
+    search = hook.PathFinder.find_spec
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
+        searched.append(name)
+        return search(name, *args, **kwargs)
+
+    monkeypatch.setattr(hook.PathFinder, "find_spec", counted)
+    finder = hook.install_finder(Selection(roots=(str(project),), default_level=FULL))
+    try:
+        assert sys.meta_path[sys.meta_path.index(finder) + 1] is hook.PathFinder
+        first = importlib.import_module(names[0])
+        assert first.VALUE == 42 and not rewritten(first)
+        assert searched.count(names[0]) == 1  # found once, by the hook, and handed on as found
+
+        # With a finder of the program's between the hook and PathFinder, that finder is asked.
+        sys.meta_path.insert(sys.meta_path.index(finder) + 1, _Elsewhere())
+        assert finder.find_spec(names[1], None) is None
+        second = importlib.import_module(names[1])
+        assert second.VALUE == 42 and not rewritten(second)
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "planned", "folder", "may"),
+    [
+        ((), (), False, "<installed>", False),
+        ((), (), False, "<project>", True),
+        ((), (), False, "<stdlib>", False),
+        ((), (), False, "relative/folder", True),
+        (("library.*",), (), False, "<installed>", True),
+        ((), (), True, "<installed>", True),
+        ((), ("library.*",), False, "<project>", False),
+    ],
+    ids=[
+        "installed",
+        "the project's",
+        "standard library",
+        "relative folder: searched",
+        "named by an include glob",
+        "named by the plan",
+        "excluded",
+    ],
+)
+def test_whether_a_package_folder_may_hold_a_selected_module(
+    project: Path,
+    tmp_path: Path,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    planned: bool,
+    folder: str,
+    may: bool,
+) -> None:
+    import json
+
+    folders = {
+        "<installed>": str(tmp_path / "site-packages" / "library"),
+        "<project>": str(project / "library"),
+        "<stdlib>": str(Path(json.__file__).parent),
+    }
+    plan = Plan(targets=(Target("library.part", level="full"),)) if planned else None
+    selection = Selection(roots=(str(project),), include=include, exclude=exclude, plan=plan)
+
+    assert selection.may_select_in("library.part", [folders.get(folder, folder)]) is may
+
+
 def test_execscope_itself_is_never_found_for_rewriting(project: Path) -> None:
     finder = RewritingFinder(Selection(roots=(str(project),), include=("execscope", "execscope.*", "*")))
     assert finder.find_spec("execscope._launcher") is None
