@@ -5,9 +5,10 @@ Only the step from source to code changes. Finding a module is left to the stand
 ``importlib.resources`` behave as usual), and the loader is the standard
 ``SourceFileLoader`` with ``source_to_code`` overridden. The finder sits right before
 ``PathFinder`` and hands on, as found, the modules it does not rewrite, so that the import system
-does not search for them again: the libraries a program imports are not searched for twice. Rewritten bytecode is cached next to
-the normal ``.pyc`` under its own name (``mod.cpython-311.execscope-<fingerprint>.pyc``), so a
-second start does not rewrite again and the plain cache is never overwritten.
+does not search for them again: the libraries a program imports are not searched for twice.
+Rewritten bytecode is cached next to the normal ``.pyc`` under its own name
+(``mod.cpython-311.execscope-<fingerprint>.pyc``), so a second start does not rewrite again and
+the plain cache is never overwritten.
 """
 
 from __future__ import annotations

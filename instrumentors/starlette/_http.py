@@ -17,44 +17,28 @@ is passed on, because contrib ends the server span when that message is sent.
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import types
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any
 from urllib.parse import parse_qsl
 
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_RESPONSE_BODY_SIZE
 from opentelemetry.trace import Span
 
 from execscope.attributes import ERROR_FRAME, HTTP_PATH_PREFIX, HTTP_QUERY_PREFIX, HTTP_REQUEST_BODY
-from execscope.instrumentors._capture import (
-    arguments_attributes,
-    code_attributes,
-    render_value,
-    values_allowed,
-)
+from execscope.instrumentors._capture import arguments_attributes, render_value, values_allowed
 from execscope.instrumentors._failsafe import internal_error
+from execscope.instrumentors._web import (
+    FORM,
+    JSON,
+    application_frame,
+    body_over_limit,
+    handler_location,
+    parsed_body,
+)
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-_JSON: Final = "application/json"
-_FORM: Final = "application/x-www-form-urlencoded"
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_location(endpoint: Any) -> dict[str, str | int]:
-    return code_attributes(endpoint)
-
-
-def _handler_location(endpoint: Any) -> dict[str, str | int]:
-    try:
-        return _cached_location(endpoint)
-    except TypeError:  # an unhashable endpoint object
-        return code_attributes(endpoint)
 
 
 def _content_type(scope: Message) -> str | None:
@@ -63,38 +47,6 @@ def _content_type(scope: Message) -> str | None:
             kind: bytes = value.split(b";", 1)[0].strip().lower()
             return kind.decode("latin-1")
     return None
-
-
-def _parsed_body(kind: str, body: bytes) -> object:
-    if kind == _JSON:
-        return json.loads(body)
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-
-
-@functools.lru_cache(maxsize=1)
-def _library_folders() -> tuple[str, ...]:
-    # The auto-instrumentor's own rule for "not the application's" (standard library,
-    # site-packages, execscope), imported on the error path only.
-    from execscope.autotrace._selection import installed_dirs
-
-    return tuple(folder.rstrip(os.sep) + os.sep for folder in installed_dirs())
-
-
-def application_frame(traceback: types.TracebackType | None) -> str | None:
-    """``file:line in function`` of the innermost traceback frame outside installed packages,
-    the standard library and execscope: where the application's own code raised (or called what
-    raised)."""
-    folders = _library_folders()
-    found = None
-    while traceback is not None:
-        code = traceback.tb_frame.f_code
-        if not code.co_filename.startswith("<"):
-            path = os.path.normcase(os.path.realpath(code.co_filename))
-            if not path.startswith(folders):
-                name = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-                found = f"{code.co_filename}:{traceback.tb_lineno} in {name}"
-        traceback = traceback.tb_next
-    return found
 
 
 class HttpExchange:
@@ -112,7 +64,7 @@ class HttpExchange:
         self._body_kind: str | None = None
         if body_limit > 0 and values_allowed():
             kind = _content_type(scope)
-            if kind in (_JSON, _FORM):
+            if kind in (JSON, FORM):
                 self._body_kind = kind
         query = scope.get("query_string")
         if query and values_allowed():
@@ -169,9 +121,7 @@ class HttpExchange:
         chunk = message.get("body", b"")
         if len(self._body) + len(chunk) > self._body_limit:
             size = len(self._body) + len(chunk)
-            self._span.set_attribute(
-                HTTP_REQUEST_BODY, f"<body over the {self._body_limit}-byte capture limit: {size}+ bytes>"
-            )
+            self._span.set_attribute(HTTP_REQUEST_BODY, body_over_limit(self._body_limit, size))
             self._body_kind = None
             self._body = bytearray()
             return
@@ -184,7 +134,7 @@ class HttpExchange:
         if not body:
             return
         try:
-            value = _parsed_body(kind, body)
+            value = parsed_body(kind, body)
         except ValueError:
             value = body  # not valid JSON: recorded as the bytes it is, still bounded and masked
         self._span.set_attribute(HTTP_REQUEST_BODY, render_value(value))
@@ -205,7 +155,7 @@ class HttpExchange:
         scope = self._scope
         endpoint = scope.get("endpoint")
         if endpoint is not None:
-            self._span.set_attributes(_handler_location(endpoint))
+            self._span.set_attributes(handler_location(endpoint))
         path_params = scope.get("path_params")
         if path_params and values_allowed():
             self._span.set_attributes(arguments_attributes(path_params, HTTP_PATH_PREFIX))

@@ -8,12 +8,13 @@ the process's settings for its duration. Across processes: :func:`child_environm
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -102,3 +103,26 @@ def child_environment(otlp_endpoint: str, tmp_path: Path, **extra: str) -> dict[
         EXECSCOPE_SPOOL="false",
         **extra,
     )
+
+
+class Output:
+    """A child's output lines, read by a thread, so a test can wait for one with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"{text!r} not printed within {timeout}s; got {self.seen}") from None
+            self.seen.append(line)
+            if text in line:
+                return

@@ -48,7 +48,7 @@ def test_an_instrumentor_is_disabled_by_its_name_or_by_its_contrib_counterpart(t
         tmp_path,
         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="execscope-pykka,redis",
     )
-    assert loaded == ["execscope-starlette", "execscope-celery", "execscope-subprocess"]
+    assert loaded == ["execscope-starlette", "execscope-flask", "execscope-celery", "execscope-subprocess"]
 
 
 def test_none_loads_when_another_distro_set_tracing_up(tmp_path: Path) -> None:

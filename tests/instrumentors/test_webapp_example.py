@@ -10,18 +10,16 @@ captured values and redaction.
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from instrumentor_helpers import child_environment
+from instrumentor_helpers import Output, child_environment
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otlp_receiver import Receiver, attributes_of, free_port
 from websockets.sync.client import connect as websocket_connect
@@ -29,32 +27,8 @@ from websockets.sync.client import connect as websocket_connect
 from conftest import BIN, REPO, require_service
 
 WEBAPP = REPO / "examples" / "webapp"
-STARTUP_TIMEOUT = 60.0
 
 pytestmark = pytest.mark.slow
-
-
-class Output:
-    """A child's output lines, read by a thread, so a test can wait for one with a timeout."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout: float = STARTUP_TIMEOUT) -> None:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"{text!r} not printed within {timeout}s; got {self.seen}") from None
-            self.seen.append(line)
-            if text in line:
-                return
 
 
 @dataclass
