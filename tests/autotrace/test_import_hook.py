@@ -314,8 +314,22 @@ def test_a_module_is_the_applications_where_its_links_lead_not_where_it_is_found
     assert selection.selects("own", str(project / "own.py"))
 
 
+@pytest.fixture
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names ``PathFinder`` is asked to find, by the hook or by the import system."""
+    names: list[str] = []
+    search = hook.PathFinder.find_spec
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
+        names.append(name)
+        return search(name, *args, **kwargs)
+
+    monkeypatch.setattr(hook.PathFinder, "find_spec", counted)
+    return names
+
+
 def test_a_submodule_of_an_installed_package_is_passed_over_without_searching_for_it(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, searched: list[str]
 ) -> None:
     installed = tmp_path / "site-packages" / "library"
     installed.mkdir(parents=True)
@@ -325,14 +339,6 @@ def test_a_submodule_of_an_installed_package_is_passed_over_without_searching_fo
     (project / "own" / "__init__.py").write_text("")
     (project / "own" / "part.py").write_text("def f():\n    return 1\n")
     finder = RewritingFinder(Selection(roots=(str(project),), default_level=FULL))
-    searched: list[str] = []
-    search = hook.PathFinder.find_spec
-
-    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
-        searched.append(name)
-        return search(name, *args, **kwargs)
-
-    monkeypatch.setattr(hook.PathFinder, "find_spec", counted)
 
     assert finder.find_spec("library.part", [str(installed)]) is None
     assert searched == []
@@ -349,7 +355,7 @@ class _Elsewhere:
 
 
 def test_the_finder_sits_right_before_path_finder_and_hands_on_what_it_does_not_rewrite(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, searched: list[str]
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -358,14 +364,6 @@ def test_the_finder_sits_right_before_path_finder_and_hands_on_what_it_does_not_
         (elsewhere / f"{name}.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(elsewhere))
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
-    searched: list[str] = []
-    search = hook.PathFinder.find_spec
-
-    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
-        searched.append(name)
-        return search(name, *args, **kwargs)
-
-    monkeypatch.setattr(hook.PathFinder, "find_spec", counted)
     finder = hook.install_finder(Selection(roots=(str(project),), default_level=FULL))
     try:
         assert sys.meta_path[sys.meta_path.index(finder) + 1] is hook.PathFinder
