@@ -198,10 +198,12 @@ def _init_other_signals(resource: Resource) -> None:
 
 
 def _monitor_autotrace(monitor: Monitor) -> None:
-    """Count the auto-instrumentor's recorder thread in execscope's CPU, and its drops in the status."""
+    """Count the auto-instrumentor's CPU in execscope's (its recorder thread's, and what recording
+    costs the application's threads, estimated on a sample), and its drops in the status."""
     from execscope.autotrace._recorder import RECORDER
+    from execscope.autotrace._runtime import SLOW_PATH
 
-    monitor.extra_cpu_s = lambda: RECORDER.cpu_s
+    monitor.extra_cpu_s = lambda: RECORDER.cpu_s + SLOW_PATH.estimated_s
     monitor.extra_stats = lambda: {"recorded_calls": RECORDER.stats.as_dict()}
 
 

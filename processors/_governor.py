@@ -12,14 +12,18 @@ level           pressure    what is shed (cumulative)
 ``degraded``    ≥ 1         keep rate capped at ``DEGRADED_KEEP_RATE``; no state diffs
 ``critical``    ≥ 1.5       keep rate capped at ``CRITICAL_KEEP_RATE``; no arguments or returns
 ``emergency``   ≥ 2         errors only (keep rate 0: only traces with an error or over the
-                            latency threshold are exported)
+                            latency threshold are exported; rewritten functions record only
+                            the calls an exception escapes)
 ==============  ==========  ===================================================================
 
 Levels rise when ``rise_after`` consecutive readings (two seconds by default) call for it, so a
 burst such as a program's start-up does not shed anything, and fall one step at a time, only
 after the pressure has stayed below the lower level's entry point (with a 20% margin) for
-``calm_s``: a load that hovers at a threshold does not flap. Every change is logged once and
-counted.
+``calm_s``: a load that hovers at a threshold does not flap. A level whose shedding is not
+enough, the pressure still at or over 1 (a budget exceeded) for ``escalate_after`` consecutive
+readings, gives way to the next one up: the pressure is read under the current shedding, so
+without this a load that shedding halves would stay over its budget at the level it reached.
+Every change is logged once and counted.
 
 The hot paths read :data:`SHEDDING` (a plain object with four attributes), so obeying the level
 costs one attribute load.
@@ -52,21 +56,40 @@ class Level(IntEnum):
 
 
 class Shedding:
-    """What the hot paths may do at the current level (replaced field by field, read lock-free)."""
+    """What the hot paths may do at the current level (replaced field by field, read lock-free).
 
-    __slots__ = ("capture_args", "capture_state", "keep_rate_cap", "level")
+    Parts that cannot read a field on their hot path (the auto-instrumentor's sites, which
+    switch to recording errors only at ``emergency``) are told of each change through
+    :meth:`on_change`.
+    """
+
+    __slots__ = ("_listeners", "capture_args", "capture_state", "keep_rate_cap", "level")
 
     def __init__(self) -> None:
         self.level = Level.NORMAL
         self.capture_state = True
         self.capture_args = True
         self.keep_rate_cap = 1.0
+        self._listeners: list[Callable[[Level], None]] = []
+
+    def on_change(self, listener: Callable[[Level], None]) -> None:
+        """Call ``listener(level)`` whenever the level changes (on the thread that changes it)."""
+        self._listeners.append(listener)
 
     def apply(self, level: Level) -> None:
+        changed = level != self.level
         self.capture_state = level < Level.DEGRADED
         self.capture_args = level < Level.CRITICAL
         self.keep_rate_cap = (1.0, DEGRADED_KEEP_RATE, CRITICAL_KEEP_RATE, 0.0)[level]
         self.level = level
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener(level)
+                except Exception:  # the governor goes on; the listener keeps its old rule
+                    _logger.warning(
+                        "execscope: a shedding listener failed at level %s", level.name, exc_info=True
+                    )
 
 
 #: The process's shedding state, read by the auto-instrumentor and the tail sampler.
@@ -137,6 +160,7 @@ class Governor:
         *,
         calm_s: float = 10.0,
         rise_after: int = 2,
+        escalate_after: int = 3,
         shedding: Shedding = SHEDDING,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -147,6 +171,8 @@ class Governor:
         self._calm_since: float | None = None
         self._rise_after = rise_after
         self._rising: list[Level] = []  # the levels called for by the latest consecutive readings
+        self._escalate_after = escalate_after
+        self._over_budget = 0  # consecutive readings over a budget under the current shedding
         #: Level changes so far, by the level entered.
         self.changes: dict[str, int] = {level.name.lower(): 0 for level in Level}
         self.last_pressure = 0.0
@@ -164,11 +190,21 @@ class Governor:
         if wanted > current:
             self._rising.append(wanted)
             self._calm_since = None
+            self._over_budget = 0
             if len(self._rising) >= self._rise_after:
                 self._change(min(self._rising[-self._rise_after :]), pressure)
                 self._rising.clear()
             return self.shedding.level
         self._rising.clear()
+        if pressure >= 1.0 and current < Level.EMERGENCY:
+            # Over a budget although this level sheds: not enough.
+            self._calm_since = None
+            self._over_budget += 1
+            if self._over_budget >= self._escalate_after:
+                self._over_budget = 0
+                self._change(Level(current + 1), pressure)
+            return self.shedding.level
+        self._over_budget = 0
         if wanted == current:
             self._calm_since = None
         elif wanted < current and pressure < _ENTRY[current] * _HYSTERESIS:

@@ -54,7 +54,7 @@ from execscope.autotrace._recorder import RECORDER, Recorder
 from execscope.capture import REDACTED, CaptureLimits, SpanBudget, default_redactor, render, snapshot
 from execscope.capture import Redactor as _Redactor
 from execscope.capture import diff as _diff
-from execscope.processors._governor import SHEDDING
+from execscope.processors._governor import SHEDDING, Level
 
 _logger = logging.getLogger("execscope.autotrace")
 _getframe = sys._getframe
@@ -83,7 +83,39 @@ class _Process:
 _process = _Process()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_process.forked)
+
+#: About one slow-path call in this many is timed (see :class:`SlowPathClock`).
+_TIMED_EVERY: Final = 64
+
+
+class SlowPathClock:
+    """The CPU the sites' slow paths (``_enter_slow``, ``_exit_slow``, ``_exit_timed``: every
+    call that records, or may) cost the application's threads, estimated for the governor.
+
+    A rewritten function's span is made on the calling thread, not in an SDK span hook the
+    pipeline times, so without this the governor would not see most of what recording rewritten
+    functions costs. Reading a thread's CPU clock is a system call, so a random sample of about
+    one call in ``_TIMED_EVERY`` is timed, each counted for the calls of its gap (random gaps:
+    a fixed period would keep timing the same phase of a periodic cost). Counters are updated
+    without a lock: a lost update from a race between threads changes the estimate, never the
+    program. The C core's fast paths (calls that record nothing, ~0.1-0.3 µs) are not counted.
+    """
+
+    __slots__ = ("_random", "countdown", "estimated_s")
+
+    def __init__(self) -> None:
+        self._random = Random(0x510)  # private: the program's random state is not ours
+        self.countdown = _TIMED_EVERY
+        #: The estimated CPU of every slow-path call so far, seconds.
+        self.estimated_s = 0.0
+
+    def gap(self) -> int:
+        return self._random.randrange(1, 2 * _TIMED_EVERY)
+
+
+SLOW_PATH: Final = SlowPathClock()
 _time_ns = time.time_ns
+_thread_time = time.thread_time
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _MAX_STACK_FRAMES: Final = 64
@@ -460,6 +492,12 @@ def current_config() -> RuntimeConfig:
     return _CONFIG
 
 
+#: Longer than any call: the ``min_duration`` of a site that records only errors.
+_NEVER_LONG_ENOUGH: Final = 1 << 62
+#: Whether sites record only the calls an exception escapes (set by the governor's level).
+_ERRORS_ONLY: Final = [False]
+
+
 class Site:
     """One rewritten function: its static description, its level, and its in-flight calls.
 
@@ -482,6 +520,8 @@ class Site:
         level: int
         min_duration_ns: int
         timed_in_c: int
+        record_errors: int
+        own_min_duration_ns: int
         arguments: tuple[tuple[str, str, bool], ...] | None
         attributes: dict[str, otel_types.AttributeValue]
         config: RuntimeConfig
@@ -554,10 +594,8 @@ class Site:
         self.config = config
         self.level = level if config.active else OFF
         self.sample_rate = sample_rate
-        self.min_duration_ns = int(min_duration * 1e9)
-        # A timed call of a plain function keeps its start (an int) as its state, which the C
-        # core can test without calling back; a generator's must count its yields.
-        self.timed_in_c = 1 if self.min_duration_ns and not flags & SiteFlags.GENERATOR else 0
+        self.own_min_duration_ns = int(min_duration * 1e9)
+        self.errors_only(_ERRORS_ONLY[0])
         # Which state is diffed: 0 none, 1 the instance (first parameter), 2 reducer-style.
         self.state = 0
         if level >= FULL and self.params:
@@ -580,11 +618,38 @@ class Site:
     def __repr__(self) -> str:
         return f"Site({self.module}:{self.qualname}, level={self.level})"
 
+    def errors_only(self, on: bool) -> None:
+        """Record only the calls an exception escapes (the governor's emergency level), or
+        every call again. Such a call is timed as if its ``min_duration`` were endless, which
+        records nothing and costs what a call below ``min_duration`` costs, and is recorded
+        after the fact if it raised. Calls in flight when this changes end by the rule they
+        started under, or by the new one."""
+        self.min_duration_ns = _NEVER_LONG_ENOUGH if on else self.own_min_duration_ns
+        self.record_errors = 1 if on else 0
+        # A timed call of a plain function keeps its start (an int) as its state, which the C
+        # core can test without calling back; a generator's must count its yields.
+        self.timed_in_c = 1 if self.min_duration_ns and not self.flags & SiteFlags.GENERATOR else 0
+
+    def _records(self, elapsed_ns: int, exc_type: type[BaseException] | None) -> bool:
+        """Whether a timed call that lasted ``elapsed_ns`` (and raised ``exc_type``) is recorded."""
+        return elapsed_ns >= self.min_duration_ns or (bool(self.record_errors) and exc_type is not None)
+
     # -- entry and exit -------------------------------------------------------------------------
 
     def _enter_slow(self, outer: Context | None, frame: FrameType) -> None:
         """A call the core could not settle: a generator timed for ``min_duration``, or a call
         that may be recorded (the sampling decision, then the recorded call is started)."""
+        clock = SLOW_PATH
+        clock.countdown -= 1
+        if clock.countdown > 0:
+            self._enter(outer, frame)
+            return
+        gap = clock.countdown = clock.gap()
+        began = _thread_time()
+        self._enter(outer, frame)
+        clock.estimated_s += (_thread_time() - began) * gap
+
+    def _enter(self, outer: Context | None, frame: FrameType) -> None:
         try:
             if outer is None:
                 outer = _context_get()
@@ -645,6 +710,23 @@ class Site:
     ) -> None:
         """The end of a call that has a state: record it, restore the context, or (timed)
         record it after the fact if it proved slow."""
+        clock = SLOW_PATH
+        clock.countdown -= 1
+        if clock.countdown > 0:
+            self._exit(frame, exc_type, exc, tb)
+            return
+        gap = clock.countdown = clock.gap()
+        began = _thread_time()
+        self._exit(frame, exc_type, exc, tb)
+        clock.estimated_s += (_thread_time() - began) * gap
+
+    def _exit(
+        self,
+        frame: FrameType,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             state = self.frames.pop(frame, None)
             if state is None:
@@ -659,11 +741,11 @@ class Site:
                 _restore(state.token, state.outer)
             elif kind is int:
                 # A plain function the Python core timed: its start ...
-                self._exit_timed(frame, state, False, None, exc_type, exc, tb)
+                self._record_timed(frame, state, False, None, exc_type, exc, tb)
             elif kind is tuple:
                 # ... or (start, returned value) once it returned.
-                self._exit_timed(frame, state[0], True, state[1], exc_type, exc, tb)
-            elif kind is _Timed and _time_ns() - state.start >= self.min_duration_ns:
+                self._record_timed(frame, state[0], True, state[1], exc_type, exc, tb)
+            elif kind is _Timed and self._records(_time_ns() - state.start, exc_type):
                 self._finish_timed(state, frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
@@ -678,9 +760,30 @@ class Site:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """The end of a timed plain function's call, from either core (the C core keeps its
-        timed calls itself, not in ``frames``): recorded after the fact if it lasted at least
-        min_duration."""
+        """The end of a timed plain function's call the C core kept (not in ``frames``) and
+        did not settle: recorded after the fact."""
+        clock = SLOW_PATH
+        clock.countdown -= 1
+        if clock.countdown > 0:
+            self._record_timed(frame, start, has_return, returned, exc_type, exc, tb)
+            return
+        gap = clock.countdown = clock.gap()
+        began = _thread_time()
+        self._record_timed(frame, start, has_return, returned, exc_type, exc, tb)
+        clock.estimated_s += (_thread_time() - began) * gap
+
+    def _record_timed(
+        self,
+        frame: FrameType,
+        start: int,
+        has_return: bool,
+        returned: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The end of a timed plain function's call, from either core: recorded after the fact
+        if it lasted at least min_duration (or raised, where the site records errors)."""
         try:
             timed = _Timed(start, None)
             if has_return:
@@ -856,8 +959,7 @@ class Site:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        end = _time_ns()
-        if end - timed.start < self.min_duration_ns:
+        if not self._records(_time_ns() - timed.start, exc_type):
             return
         # The call proved slow: record it after the fact, under the span that was current
         # when it started. Its arguments are read now (as bound at the end of the call).
@@ -905,7 +1007,7 @@ class _PythonCore:
     """The pure-Python core of a :class:`Site`: what the C core does, for interpreters where it
     is not compiled and for ``RuntimeConfig(accelerated=False)``."""
 
-    __slots__ = ("frames", "level", "min_duration_ns", "timed_in_c")
+    __slots__ = ("frames", "level", "min_duration_ns", "record_errors", "timed_in_c")
 
     def __enter__(self: Any) -> None:
         if not self.level:
@@ -936,7 +1038,7 @@ class _PythonCore:
             kind = type(state)
             if kind is int or kind is tuple:
                 start = state if kind is int else state[0]
-                if _time_ns() - start < self.min_duration_ns:
+                if _time_ns() - start < self.min_duration_ns and not (self.record_errors and exc_type):
                     del self.frames[frame]
                     return False
             self._exit_slow(frame, exc_type, exc, tb)
@@ -968,6 +1070,7 @@ class _PythonCore:
 
 
 _SITE_SLOTS: Final = (
+    "own_min_duration_ns",
     "arguments",
     "attributes",
     "config",
@@ -1160,6 +1263,10 @@ class _ModuleSites:
             self.sites()[index] = site
         return site
 
+    def built_sites(self) -> list[Site]:
+        """The sites built so far (not building any)."""
+        return list(self._built.values())
+
     def built(self) -> list[Site]:
         """The module's list in the registry, with every site built."""
         sites = self.sites()
@@ -1220,6 +1327,23 @@ def register(key: str, module: str, filename: str, descriptors: str | Iterable[D
     _MODULES[key] = sites
     vars(SITES).pop(key, None)  # the list of a version with the same source (a reload)
     _BY_MODULE[module] = sites
+
+
+def _follow_shedding(level: Level) -> None:
+    """At the governor's emergency level ("errors only"), every site built so far, and every
+    one built from now on, records only the calls an exception escapes: a call that returns
+    costs what one below ``min_duration`` costs, instead of being recorded and then dropped
+    by the tail sampler. Below it, every site records again."""
+    on = level >= Level.EMERGENCY
+    if on == _ERRORS_ONLY[0]:
+        return
+    _ERRORS_ONLY[0] = on
+    for module in list(_MODULES.values()):
+        for site in list(module.built_sites()):
+            site.errors_only(on)
+
+
+SHEDDING.on_change(_follow_shedding)
 
 
 def sites_of(module: str) -> list[Site] | None:

@@ -44,6 +44,9 @@ typedef struct {
     /* 1 if a call below min_duration is timed here, in ``timed`` (the site is not a
      * generator, whose state must count yields). */
     int timed_in_c;
+    /* 1 if a timed call an exception escapes is recorded however short it was (the governor's
+     * "errors only" level). */
+    int record_errors;
     /* Calling frame -> per-call state, shared with the Python methods. */
     PyObject *frames;
     /* The timed calls in flight, most recent last: an array rather than entries in
@@ -209,12 +212,14 @@ SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* The end of a timed call (taken out of ``timed``): nothing below min_duration, else
- * recorded after the fact by ``Site._exit_timed``. */
+/* The end of a timed call (taken out of ``timed``): nothing below min_duration (unless an
+ * exception escaped it and the site records errors), else recorded after the fact by
+ * ``Site._exit_timed``. */
 static void
 end_timed(SiteCore *self, TimedCall call, PyObject *const *exc_info)
 {
-    if (now_ns() - call.start < self->min_duration_ns) {
+    if (now_ns() - call.start < self->min_duration_ns
+        && !(self->record_errors && exc_info[0] != Py_None)) {
         Py_XDECREF(call.returned);
         return;
     }
@@ -418,6 +423,8 @@ static PyMemberDef SiteCore_members[] = {
      "Calls shorter than this leave no span."},
     {"timed_in_c", T_INT, offsetof(SiteCore, timed_in_c), 0,
      "Whether calls below min_duration are timed by the core (not for generators)."},
+    {"record_errors", T_INT, offsetof(SiteCore, record_errors), 0,
+     "Whether a timed call an exception escapes is recorded however short it was."},
     {"timed_calls", T_PYSSIZET, offsetof(SiteCore, timed_count), READONLY,
      "How many timed calls are in flight."},
     {"frames", T_OBJECT, offsetof(SiteCore, frames), READONLY, "Calling frame -> per-call state."},

@@ -100,11 +100,32 @@ def test_a_load_hovering_at_a_threshold_does_not_flap(clock: list[float]) -> Non
     assert gov.changes["degraded"] == 1
 
 
+def test_a_level_whose_shedding_is_not_enough_gives_way_to_the_next_one_up(clock: list[float]) -> None:
+    gov = governor(clock)
+    levels = []
+    for second in range(10):
+        clock[0] = second
+        # Still 30% over the CPU budget whatever is shed: what each level measured.
+        levels.append(gov.observe(Reading(cpu_share=0.13)))
+    assert levels == [Level.DEGRADED] * 3 + [Level.CRITICAL] * 3 + [Level.EMERGENCY] * 4
+    assert gov.changes == {"normal": 0, "degraded": 1, "critical": 1, "emergency": 1}
+
+
+def test_a_level_whose_shedding_brings_the_load_under_budget_holds(clock: list[float]) -> None:
+    gov = governor(clock)
+    readings = [0.16, 0.12, 0.09, 0.11, 0.09, 0.12, 0.12, 0.09, 0.05, 0.05]  # cpu share, budget 0.1
+    levels = []
+    for second, cpu in enumerate(readings):
+        clock[0] = second
+        levels.append(gov.observe(Reading(cpu_share=cpu)))
+    assert set(levels) == {Level.CRITICAL}
+
+
 def test_every_level_change_is_logged_once(clock: list[float], caplog: pytest.LogCaptureFixture) -> None:
     gov = governor(clock)
     with caplog.at_level(logging.WARNING, logger="execscope.processors._governor"):
-        for _ in range(5):
-            gov.observe(Reading(queue_fill=0.8))
+        for fill in (0.8, 0.45, 0.45, 0.45, 0.45):  # then under budget: the level holds
+            gov.observe(Reading(queue_fill=fill))
     assert [r.getMessage() for r in caplog.records] == [
         "execscope: load level normal -> critical (pressure 1.60 of budget)"
     ]
