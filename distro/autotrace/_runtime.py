@@ -639,6 +639,8 @@ class Site:
     def _enter_slow(self, outer: Context | None, frame: FrameType) -> None:
         """A call the core could not settle: a generator timed for ``min_duration``, or a call
         that may be recorded (the sampling decision, then the recorded call is started)."""
+        # The sampled timing (SlowPathClock) is written out here and in _exit_slow and
+        # _exit_timed rather than in a helper, which would add a call to every recorded call.
         clock = SLOW_PATH
         clock.countdown -= 1
         if clock.countdown > 0:
