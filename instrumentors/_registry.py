@@ -33,6 +33,7 @@ class InstrumentorEntry:
 INSTRUMENTORS: Final = (
     InstrumentorEntry("execscope-starlette", None, "execscope.instrumentors.starlette:StarletteInstrumentor"),
     InstrumentorEntry("execscope-flask", "flask", "execscope.instrumentors.flask:FlaskInstrumentor"),
+    InstrumentorEntry("execscope-django", "django", "execscope.instrumentors.django:DjangoInstrumentor"),
     InstrumentorEntry("execscope-celery", "celery", "execscope.instrumentors.celery:CeleryInstrumentor"),
     InstrumentorEntry(
         "execscope-redis-pubsub", "redis", "execscope.instrumentors.redis_pubsub:RedisPubSubInstrumentor"

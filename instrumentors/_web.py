@@ -7,12 +7,25 @@ import functools
 import json
 import os
 import types
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from execscope.instrumentors._capture import code_attributes
+from opentelemetry.trace import Span
 
-__all__ = ["FORM", "JSON", "application_frame", "body_over_limit", "handler_location", "parsed_body"]
+from execscope.attributes import HTTP_PATH_PREFIX, HTTP_QUERY_PREFIX
+from execscope.instrumentors._capture import arguments_attributes, code_attributes, render_value
+
+__all__ = [
+    "FORM",
+    "JSON",
+    "application_frame",
+    "body_over_limit",
+    "handler_location",
+    "parsed_body",
+    "read_body_attribute",
+    "set_parameters",
+]
 
 #: The request bodies captured: JSON and URL-encoded forms (not multipart: files).
 JSON: Final = "application/json"
@@ -29,6 +42,35 @@ def parsed_body(kind: str, body: bytes) -> object:
 def body_over_limit(limit: int, size: int) -> str:
     """What stands for a body larger than the capture limit."""
     return f"<body over the {limit}-byte capture limit: {size}+ bytes>"
+
+
+def read_body_attribute(
+    limit: int, *, json_body: bytes | None = None, form: Mapping[str, object] | None = None, size: int = 0
+) -> str | None:
+    """The rendered body a WSGI framework kept after the application read it: the JSON bytes,
+    or the parsed form (whose encoded ``size`` the request declared); None when there is none."""
+    if json_body:
+        if len(json_body) > limit:
+            return body_over_limit(limit, len(json_body))
+        try:
+            value: object = parsed_body(JSON, json_body)
+        except ValueError:
+            value = json_body  # not valid JSON: recorded as the bytes it is, still bounded and masked
+        return render_value(value)
+    if form is not None:
+        if size > limit:
+            return body_over_limit(limit, size)
+        return render_value(dict(form))
+    return None
+
+
+def set_parameters(span: Span, path: Mapping[str, object] | None, query: bytes | str) -> None:
+    """``execscope.http.path.<name>`` and ``execscope.http.query.<name>`` on ``span``, redacted."""
+    if path:
+        span.set_attributes(arguments_attributes(path, HTTP_PATH_PREFIX))
+    if query:
+        text = query.decode("latin-1") if isinstance(query, bytes) else query
+        span.set_attributes(arguments_attributes(dict(parse_qsl(text)), HTTP_QUERY_PREFIX))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -24,22 +24,21 @@ are redacted before they are set.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_RESPONSE_BODY_SIZE
 from opentelemetry.trace import Span
 
-from execscope.attributes import ERROR_FRAME, HTTP_PATH_PREFIX, HTTP_QUERY_PREFIX, HTTP_REQUEST_BODY
-from execscope.instrumentors._capture import arguments_attributes, render_value, values_allowed
+from execscope.attributes import ERROR_FRAME, HTTP_REQUEST_BODY
+from execscope.instrumentors._capture import values_allowed
 from execscope.instrumentors._failsafe import internal_error
 from execscope.instrumentors._web import (
     FORM,
     JSON,
     application_frame,
-    body_over_limit,
     handler_location,
-    parsed_body,
+    read_body_attribute,
+    set_parameters,
 )
 
 Wrapped = Any
@@ -112,39 +111,20 @@ class RequestCapture:
             internal_error("flask request capture")
 
     def _describe_values(self, span: Span, request: Any) -> None:
-        if request.view_args:
-            span.set_attributes(arguments_attributes(request.view_args, HTTP_PATH_PREFIX))
-        query = request.query_string
-        if query:
-            span.set_attributes(
-                arguments_attributes(dict(parse_qsl(query.decode("latin-1"))), HTTP_QUERY_PREFIX)
-            )
-        if self._body_limit > 0:
-            body = self._body_read(request)
-            if body is not None:
-                span.set_attribute(HTTP_REQUEST_BODY, body)
-
-    def _body_read(self, request: Any) -> str | None:
-        """The rendered body the application read, if it read one we capture."""
-        kind = request.mimetype
-        read = vars(request)
+        set_parameters(span, request.view_args, request.query_string)
+        if self._body_limit <= 0:
+            return
+        kind, kept = request.mimetype, vars(request)
+        body = None
         if kind == JSON:
-            data = read.get("_cached_data")  # kept by werkzeug's get_data(), under .json too
-            if not isinstance(data, bytes) or not data:
-                return None
-            if len(data) > self._body_limit:
-                return body_over_limit(self._body_limit, len(data))
-            try:
-                value: object = parsed_body(JSON, data)
-            except ValueError:
-                value = data  # not valid JSON: recorded as the bytes it is, still bounded and masked
-            return render_value(value)
-        if kind == FORM:
-            form = read.get("form")  # werkzeug's cached property, set once the form was parsed
-            if form is None:
-                return None
-            size = request.content_length or 0
-            if size > self._body_limit:
-                return body_over_limit(self._body_limit, size)
-            return render_value(form.to_dict())
-        return None
+            # Kept by werkzeug's get_data(), which request.json and get_json() call too.
+            data = kept.get("_cached_data")
+            body = read_body_attribute(self._body_limit, json_body=data if isinstance(data, bytes) else None)
+        elif kind == FORM:
+            form = kept.get("form")  # werkzeug's cached property, set once the form was parsed
+            if form is not None:
+                body = read_body_attribute(
+                    self._body_limit, form=form.to_dict(), size=request.content_length or 0
+                )
+        if body is not None:
+            span.set_attribute(HTTP_REQUEST_BODY, body)

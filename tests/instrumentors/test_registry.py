@@ -48,7 +48,13 @@ def test_an_instrumentor_is_disabled_by_its_name_or_by_its_contrib_counterpart(t
         tmp_path,
         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="execscope-pykka,redis",
     )
-    assert loaded == ["execscope-starlette", "execscope-flask", "execscope-celery", "execscope-subprocess"]
+    assert loaded == [
+        "execscope-starlette",
+        "execscope-flask",
+        "execscope-django",
+        "execscope-celery",
+        "execscope-subprocess",
+    ]
 
 
 def test_none_loads_when_another_distro_set_tracing_up(tmp_path: Path) -> None:
@@ -81,3 +87,37 @@ def test_each_instrumentor_declares_the_versions_it_supports(entry: object) -> N
         assert not list(instrumentor.instrumentation_dependencies())
     else:
         assert list(instrumentor.instrumentation_dependencies())
+
+
+DJANGO_PROGRAM = """
+import json
+from django.conf import settings
+from opentelemetry.instrumentation.django import DjangoInstrumentor
+print(json.dumps([settings.configured, DjangoInstrumentor().is_instrumented_by_opentelemetry]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("settings_module", "expected"),
+    [(None, [False, False]), ("django_settings_for_tests", [True, True])],
+    ids=["no settings named: Django left alone", "settings named: instrumented"],
+)
+def test_django_is_instrumented_only_when_its_settings_are_named(
+    tmp_path: Path, settings_module: str | None, expected: list[bool]
+) -> None:
+    (tmp_path / "django_settings_for_tests.py").write_text('SECRET_KEY = "tests"\nMIDDLEWARE = []\n')
+    (tmp_path / "program.py").write_text(DJANGO_PROGRAM)
+    env = {"PYTHONPATH": str(tmp_path)}
+    if settings_module is not None:
+        env["DJANGO_SETTINGS_MODULE"] = settings_module
+    result = subprocess.run(
+        [str(BIN / "execscope"), "run", "--", sys.executable, str(tmp_path / "program.py")],
+        env=clean_environment(EXECSCOPE_STORE=str(tmp_path / "store"), **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
