@@ -47,9 +47,9 @@ class DjangoInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped ups
         DjangoInstrumentor._handles = [
             (BaseHandler, name, wrapt.wrap_function_wrapper(BaseHandler, name, wrapper))
             for name, wrapper in (
-                ("_get_response", capture.get_response),
-                ("_get_response_async", capture.get_response_async),
-                ("process_exception_by_middleware", capture.process_exception_by_middleware),
+                ("_get_response", capture.dispatched),
+                ("_get_response_async", capture.dispatched_async),
+                ("process_exception_by_middleware", capture.error_seen),
             )
         ]
 

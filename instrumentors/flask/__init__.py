@@ -51,8 +51,8 @@ class FlaskInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped upst
                 wrapt.wrap_function_wrapper(flask_class, name, wrapper),
             )
             for name, wrapper in (
-                ("full_dispatch_request", capture.full_dispatch_request),
-                ("handle_user_exception", capture.handle_user_exception),
+                ("full_dispatch_request", capture.dispatched),
+                ("handle_user_exception", capture.error_seen),
             )
         ]
 

@@ -7,6 +7,7 @@ server process under ``execscope run``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import httpx
 import pytest
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import path, re_path
 from django.views import View
 from instrumentor_helpers import Output, Traced, child_environment, correlation_of, traced
@@ -161,6 +162,18 @@ def test_a_class_based_view_is_located_at_its_class_and_positional_groups_by_ind
     recorded.exporter.spans.clear()
     assert client().get("/archive/2024").json() == {"year": "2024"}
     assert attributes_after(recorded)[HTTP_PATH_PREFIX + "0"] == "'2024'"
+
+
+def test_an_asynchronous_request_is_captured_too(recorded: Traced) -> None:
+    async def request() -> Any:
+        return await AsyncClient().get("/items/cup?colour=red")
+
+    response = asyncio.run(request())
+    assert response.json() == {"item": "cup"}
+    attributes = attributes_after(recorded)
+    assert attributes["code.function.name"] == f"{__name__}.Item"
+    assert attributes[HTTP_PATH_PREFIX + "item"] == "'cup'"
+    assert attributes[HTTP_QUERY_PREFIX + "colour"] == "'red'"
 
 
 def test_the_response_carries_the_request_correlation_id(recorded: Traced) -> None:
