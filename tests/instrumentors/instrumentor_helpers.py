@@ -9,6 +9,7 @@ the process's settings for its duration. Across processes: :func:`child_environm
 from __future__ import annotations
 
 import queue
+import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -126,3 +127,82 @@ class Output:
             self.seen.append(line)
             if text in line:
                 return
+
+
+@contextmanager
+def correlated_responses() -> Iterator[None]:
+    """What the distro sets up for server instrumentations: the W3C and correlation-id
+    propagators, and the response propagator that returns the id in ``x-correlation-id``."""
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from execscope.instrumentors._response_header import (
+        install_response_propagator,
+        uninstall_response_propagator,
+    )
+    from execscope.processors import CorrelationPropagator
+
+    install_response_propagator()
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), CorrelationPropagator()])
+    )
+    try:
+        yield
+    finally:
+        propagate.set_global_textmap(previous)
+        uninstall_response_propagator()
+
+
+def server_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
+    """The one server span among ``spans``."""
+    from opentelemetry.trace import SpanKind
+
+    (found,) = [span for span in spans if span.kind == SpanKind.SERVER]
+    return found
+
+
+@contextmanager
+def served(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> Iterator[subprocess.Popen[str]]:
+    """A server process, once it printed ``ready``; terminated (killed if it must be) after."""
+    server = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert server.stdout is not None
+        Output(server.stdout).wait_for(ready)
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def assert_a_served_note_is_recorded(receiver: Any, port: int, route: str, view: str) -> None:
+    """POST a note with a token to a served application's ``/users/5/notes`` (a view that reads
+    the JSON body and counts its words) and check what its server span and the view's own
+    rewritten span recorded: correlation id, view location, parameters, redacted body."""
+    import httpx
+    from otlp_receiver import attributes_of
+
+    from execscope.attributes import HTTP_PATH_PREFIX, HTTP_REQUEST_BODY
+
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/users/5/notes", json={"text": "one two", "token": "t0k3n"}, timeout=30
+    )
+    assert response.json() == {"user": 5, "words": 2}
+    server_name = f"POST {route}"
+    spans = receiver.wait_until(
+        lambda found: {server_name, "add_note"} <= {span.name for span in found}, timeout=60
+    )
+    (request,) = [span for span in spans if span.name == server_name]
+    attributes = attributes_of(request)
+    assert attributes["execscope.correlation_id"] == response.headers["x-correlation-id"]
+    assert attributes["code.function.name"] == view
+    assert attributes[HTTP_PATH_PREFIX + "user"] == "5"
+    assert attributes[HTTP_REQUEST_BODY] == "{'text': 'one two', 'token': [redacted]}"
+    (handler,) = [span for span in spans if span.name == "add_note"]
+    assert handler.parent_span_id == request.span_id

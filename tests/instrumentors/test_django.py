@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,30 +16,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 import django
-import httpx
 import pytest
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path, re_path
 from django.views import View
-from instrumentor_helpers import Output, Traced, child_environment, correlation_of, traced
-from opentelemetry import propagate
+from instrumentor_helpers import (
+    Traced,
+    assert_a_served_note_is_recorded,
+    child_environment,
+    correlated_responses,
+    correlation_of,
+    served,
+    server_span,
+    traced,
+)
 from opentelemetry.instrumentation.django import DjangoInstrumentor as ContribDjangoInstrumentor
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from otlp_receiver import Receiver, attributes_of, free_port
+from opentelemetry.trace import StatusCode
+from otlp_receiver import Receiver, free_port
 
 from conftest import BIN
 from execscope.attributes import ERROR_FRAME, HTTP_PATH_PREFIX, HTTP_QUERY_PREFIX, HTTP_REQUEST_BODY
-from execscope.instrumentors._response_header import (
-    install_response_propagator,
-    uninstall_response_propagator,
-)
 from execscope.instrumentors.django import DjangoInstrumentor
-from execscope.processors import CorrelationPropagator
 
 HANDLER_FILE = __file__
 JSON_TYPE = "application/json"
@@ -105,16 +103,10 @@ def recorded(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Traced]
     with traced(tmp_path, **values) as active:
         ContribDjangoInstrumentor().instrument(tracer_provider=active.provider)
         DjangoInstrumentor().instrument(tracer_provider=active.provider)
-        install_response_propagator()
-        previous = propagate.get_global_textmap()
-        propagate.set_global_textmap(
-            CompositePropagator([TraceContextTextMapPropagator(), CorrelationPropagator()])
-        )
         try:
-            yield active
+            with correlated_responses():
+                yield active
         finally:
-            propagate.set_global_textmap(previous)
-            uninstall_response_propagator()
             DjangoInstrumentor().uninstrument()
             ContribDjangoInstrumentor().uninstrument()
 
@@ -122,11 +114,6 @@ def recorded(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Traced]
 def client() -> Client:
     # A client's handler loads the middleware at its first request: made after instrumenting.
     return Client(raise_request_exception=False)
-
-
-def server_span(spans: list[ReadableSpan]) -> ReadableSpan:
-    (found,) = [span for span in spans if span.kind == SpanKind.SERVER]
-    return found
 
 
 def attributes_after(recorded: Traced) -> dict[str, Any]:
@@ -267,40 +254,14 @@ def test_a_real_server_under_execscope_run_records_the_request(tmp_path: Path) -
     (tmp_path / "notes_urls.py").write_text(URLS)
     receiver = Receiver().start()
     port = free_port()
+    command = [str(BIN / "execscope"), "run", "--", sys.executable, "-m", "django", "runserver",
+               f"127.0.0.1:{port}", "--noreload"]  # fmt: skip
     environment = child_environment(
         receiver.endpoint, tmp_path, OTEL_SERVICE_NAME="notes", DJANGO_SETTINGS_MODULE="notes_settings"
     )
     environment["PYTHONPATH"] = str(tmp_path)
-    server = subprocess.Popen(
-        [str(BIN / "execscope"), "run", "--", sys.executable, "-m", "django", "runserver",
-         f"127.0.0.1:{port}", "--noreload"],
-        cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
     try:
-        assert server.stdout is not None
-        Output(server.stdout).wait_for("Starting development server")
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/users/5/notes", json={"text": "one two", "token": "t0k3n"}, timeout=30
-        )
-        assert response.json() == {"user": 5, "words": 2}
-        correlation_id = response.headers["x-correlation-id"]
-
-        def arrived(spans: Any) -> bool:
-            return {"POST users/<int:user>/notes", "add_note"} <= {span.name for span in spans}
-
-        spans = receiver.wait_until(arrived, timeout=60)
-        (request,) = [span for span in spans if span.name == "POST users/<int:user>/notes"]
-        attributes = attributes_of(request)
-        assert attributes["execscope.correlation_id"] == correlation_id
-        assert attributes["code.function.name"] == "notes_urls.add_note"
-        assert attributes[HTTP_PATH_PREFIX + "user"] == "5"
-        assert attributes[HTTP_REQUEST_BODY] == "{'text': 'one two', 'token': [redacted]}"
-        (handler,) = [span for span in spans if span.name == "add_note"]
-        assert handler.parent_span_id == request.span_id
+        with served(command, environment, tmp_path, ready="Starting development server"):
+            assert_a_served_note_is_recorded(receiver, port, "users/<int:user>/notes", "notes_urls.add_note")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
         receiver.stop()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,10 @@ print(json.dumps(loaded))
 """
 
 
-def loaded_under(launcher: list[str], tmp_path: Path, **env: str) -> list[str]:
-    script = tmp_path / "which.py"
-    script.write_text(PROGRAM)
+def printed_under(launcher: list[str], tmp_path: Path, program: str, **env: str) -> Any:
+    """What ``program`` printed last (as JSON), run under ``launcher``."""
+    script = tmp_path / "program.py"
+    script.write_text(program)
     result = subprocess.run(
         [*launcher, sys.executable, str(script)],
         env=clean_environment(EXECSCOPE_STORE=str(tmp_path / "store"), **env),
@@ -34,7 +36,11 @@ def loaded_under(launcher: list[str], tmp_path: Path, **env: str) -> list[str]:
     )
     assert result.returncode == 0, result.stderr
     assert "execscope: instrumentor" not in result.stderr, result.stderr
-    return list(json.loads(result.stdout.strip().splitlines()[-1]))
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def loaded_under(launcher: list[str], tmp_path: Path, **env: str) -> list[str]:
+    return list(printed_under(launcher, tmp_path, PROGRAM, **env))
 
 
 def test_every_instrumentor_of_an_installed_library_loads_under_execscope(tmp_path: Path) -> None:
@@ -106,18 +112,8 @@ def test_django_is_instrumented_only_when_its_settings_are_named(
     tmp_path: Path, settings_module: str | None, expected: list[bool]
 ) -> None:
     (tmp_path / "django_settings_for_tests.py").write_text('SECRET_KEY = "tests"\nMIDDLEWARE = []\n')
-    (tmp_path / "program.py").write_text(DJANGO_PROGRAM)
     env = {"PYTHONPATH": str(tmp_path)}
     if settings_module is not None:
         env["DJANGO_SETTINGS_MODULE"] = settings_module
-    result = subprocess.run(
-        [str(BIN / "execscope"), "run", "--", sys.executable, str(tmp_path / "program.py")],
-        env=clean_environment(EXECSCOPE_STORE=str(tmp_path / "store"), **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+    execscope_run = [str(BIN / "execscope"), "run", "--"]
+    assert printed_under(execscope_run, tmp_path, DJANGO_PROGRAM, **env) == expected

@@ -15,13 +15,10 @@ import fastapi
 import pytest
 from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
-from instrumentor_helpers import Traced, correlation_of, traced
-from opentelemetry import propagate, trace
+from instrumentor_helpers import Traced, correlated_responses, correlation_of, server_span, traced
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from starlette.endpoints import WebSocketEndpoint
 from starlette.requests import Request
@@ -34,12 +31,7 @@ from execscope.attributes import (
     MESSAGE,
     STATE_DIFF,
 )
-from execscope.instrumentors._response_header import (
-    install_response_propagator,
-    uninstall_response_propagator,
-)
 from execscope.instrumentors.starlette import StarletteInstrumentor
-from execscope.processors import CorrelationPropagator
 
 HANDLER_FILE = __file__
 
@@ -89,24 +81,13 @@ def recorded(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Traced]
     with traced(tmp_path, **settings) as active:
         FastAPIInstrumentor().instrument(tracer_provider=active.provider, exclude_spans=["receive", "send"])
         StarletteInstrumentor().instrument(tracer_provider=active.provider)
-        install_response_propagator()
-        previous = propagate.get_global_textmap()
-        propagate.set_global_textmap(
-            CompositePropagator([TraceContextTextMapPropagator(), CorrelationPropagator()])
-        )
         Counter.tracer = active.provider.get_tracer("tests")
         try:
-            yield active
+            with correlated_responses():
+                yield active
         finally:
-            propagate.set_global_textmap(previous)
-            uninstall_response_propagator()
             StarletteInstrumentor().uninstrument()
             FastAPIInstrumentor().uninstrument()
-
-
-def server_span(spans: list[ReadableSpan]) -> ReadableSpan:
-    (found,) = [span for span in spans if span.kind == SpanKind.SERVER]
-    return found
 
 
 def test_a_request_records_handler_location_parameters_body_and_response_size(recorded: Traced) -> None:
