@@ -85,7 +85,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_process.forked)
 
 #: About one slow-path call in this many is timed (see :class:`SlowPathClock`).
-_TIMED_EVERY: Final = 64
+_TIMED_EVERY: Final = 256
 
 
 class SlowPathClock:
@@ -105,12 +105,20 @@ class SlowPathClock:
 
     def __init__(self) -> None:
         self._random = Random(0x510)  # private: the program's random state is not ours
+        #: Slow-path calls left before the next timed one: each slow path counts it down and,
+        #: at 0, hands its call to :meth:`time` (the common case costs a decrement and a test).
         self.countdown = _TIMED_EVERY
         #: The estimated CPU of every slow-path call so far, seconds.
         self.estimated_s = 0.0
 
-    def gap(self) -> int:
-        return self._random.randrange(1, 2 * _TIMED_EVERY)
+    def time(self, slow_path: Callable[..., None], *args: Any) -> None:
+        """Run ``slow_path(*args)`` again, timed, counted for the calls until the next timed
+        one (the countdown is reset first, so the slow path runs its body this time)."""
+        gap = self._random.randrange(1, 2 * _TIMED_EVERY)
+        self.countdown = gap + 1
+        began = _thread_time()
+        slow_path(*args)
+        self.estimated_s += (_thread_time() - began) * gap
 
 
 SLOW_PATH: Final = SlowPathClock()
@@ -639,19 +647,11 @@ class Site:
     def _enter_slow(self, outer: Context | None, frame: FrameType) -> None:
         """A call the core could not settle: a generator timed for ``min_duration``, or a call
         that may be recorded (the sampling decision, then the recorded call is started)."""
-        # The sampled timing (SlowPathClock) is written out here and in _exit_slow and
-        # _exit_timed rather than in a helper, which would add a call to every recorded call.
         clock = SLOW_PATH
         clock.countdown -= 1
-        if clock.countdown > 0:
-            self._enter(outer, frame)
+        if clock.countdown <= 0:
+            clock.time(self._enter_slow, outer, frame)
             return
-        gap = clock.countdown = clock.gap()
-        began = _thread_time()
-        self._enter(outer, frame)
-        clock.estimated_s += (_thread_time() - began) * gap
-
-    def _enter(self, outer: Context | None, frame: FrameType) -> None:
         try:
             if outer is None:
                 outer = _context_get()
@@ -714,21 +714,9 @@ class Site:
         record it after the fact if it proved slow."""
         clock = SLOW_PATH
         clock.countdown -= 1
-        if clock.countdown > 0:
-            self._exit(frame, exc_type, exc, tb)
+        if clock.countdown <= 0:
+            clock.time(self._exit_slow, frame, exc_type, exc, tb)
             return
-        gap = clock.countdown = clock.gap()
-        began = _thread_time()
-        self._exit(frame, exc_type, exc, tb)
-        clock.estimated_s += (_thread_time() - began) * gap
-
-    def _exit(
-        self,
-        frame: FrameType,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         try:
             state = self.frames.pop(frame, None)
             if state is None:
@@ -766,13 +754,10 @@ class Site:
         did not settle: recorded after the fact."""
         clock = SLOW_PATH
         clock.countdown -= 1
-        if clock.countdown > 0:
-            self._record_timed(frame, start, has_return, returned, exc_type, exc, tb)
+        if clock.countdown <= 0:
+            clock.time(self._record_timed, frame, start, has_return, returned, exc_type, exc, tb)
             return
-        gap = clock.countdown = clock.gap()
-        began = _thread_time()
         self._record_timed(frame, start, has_return, returned, exc_type, exc, tb)
-        clock.estimated_s += (_thread_time() - began) * gap
 
     def _record_timed(
         self,

@@ -141,7 +141,7 @@ def test_the_governor_sees_what_recording_rewritten_functions_costs_the_calling_
 
     def costly_capture(self: Any, call: Any, frame: Any) -> None:
         began = time.thread_time()
-        while time.thread_time() - began < 0.0002:  # 0.2 ms of CPU per recorded call
+        while time.thread_time() - began < 0.0001:  # 0.1 ms of CPU per recorded call
             pass
 
     monitor = types.SimpleNamespace()
@@ -151,8 +151,9 @@ def test_the_governor_sees_what_recording_rewritten_functions_costs_the_calling_
         monkeypatch.setattr(_runtime.Site, "_capture_arguments", costly_capture)
         before = monitor.extra_cpu_s()
         began = time.thread_time()
-        for n in range(2000):
+        for n in range(8000):
             module.step(n)
         spent = time.thread_time() - began
         counted = monitor.extra_cpu_s() - before
-    assert 0.5 * 2000 * 0.0002 <= counted <= 2 * spent
+    # A random sample of about one slow-path call in 256 is timed: within a factor of 2.
+    assert 0.5 * 8000 * 0.0001 <= counted <= 2 * spent
