@@ -103,6 +103,20 @@ def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+class _Folders:
+    """Folders to test paths against, prepared once: ``path in folders`` is ``_under`` for any
+    of them, as one ``startswith`` (this runs for every module the program imports)."""
+
+    __slots__ = ("_exact", "_prefixes")
+
+    def __init__(self, folders: tuple[str, ...]) -> None:
+        self._exact = frozenset(folders)
+        self._prefixes = tuple(folder.rstrip(os.sep) + os.sep for folder in folders)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._prefixes)
+
+
 @dataclass(frozen=True)
 class Selection:
     roots: tuple[str, ...]
@@ -117,11 +131,19 @@ class Selection:
         that is never the application's?"""
         if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (see _normalise_file)
             return True
-        return any(_under(path, folder) for folder in self.never)
+        return path in self._never_folders
+
+    @functools.cached_property
+    def _never_folders(self) -> _Folders:
+        return _Folders(self.never)
+
+    @functools.cached_property
+    def _root_folders(self) -> _Folders:
+        return _Folders(self.roots)
 
     def is_application_file(self, filename: str) -> bool:
         path = _normalise_file(filename)
-        return not self._installed(path) and any(_under(path, root) for root in self.roots)
+        return not self._installed(path) and path in self._root_folders
 
     def may_select_in(self, module: str, folders: Iterable[str]) -> bool:
         """Could a module named ``module`` be selected if it were found in one of ``folders``
