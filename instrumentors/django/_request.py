@@ -62,7 +62,12 @@ class RequestCapture(DispatchCapture):
         length = response.get("Content-Length")
         if length is not None and str(length).isdigit():
             return int(length)
-        return len(response.content)
+        # The chunks the response holds (``HttpResponse._container``), measured without joining
+        # them: ``response.content`` would copy the whole body.
+        chunks = getattr(response, "_container", None)
+        if isinstance(chunks, list) and all(isinstance(chunk, bytes) for chunk in chunks):
+            return sum(len(chunk) for chunk in chunks)
+        return None
 
     def answers(self, error: BaseException) -> bool:
         from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
