@@ -66,8 +66,15 @@ class DispatchCapture(ABC):
 
     # -- the wrappers --------------------------------------------------------------------------
 
+    def _request(self, app: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return self.request_of(app, args, kwargs)
+        except Exception:
+            internal_error("request lookup")
+            return None
+
     def dispatched(self, wrapped: Any, app: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = self.request_of(app, args, kwargs)
+        request = self._request(app, args, kwargs)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as error:
@@ -79,7 +86,7 @@ class DispatchCapture(ABC):
     async def dispatched_async(
         self, wrapped: Any, app: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        request = self.request_of(app, args, kwargs)
+        request = self._request(app, args, kwargs)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as error:

@@ -32,7 +32,9 @@ from werkzeug.exceptions import Conflict
 
 from conftest import BIN
 from execscope.attributes import ERROR_FRAME, HTTP_PATH_PREFIX, HTTP_QUERY_PREFIX, HTTP_REQUEST_BODY
+from execscope.instrumentors import _failsafe
 from execscope.instrumentors.flask import FlaskInstrumentor
+from execscope.instrumentors.flask._request import RequestCapture
 
 HANDLER_FILE = __file__
 
@@ -199,6 +201,22 @@ def test_without_contribs_server_span_nothing_is_recorded_and_the_application_an
     assert client.post("/teams/3/members", json={"name": "ada", "password": "p"}).status_code == 200
     assert client.get("/fail").status_code == 500
     assert recorded.spans() == []
+
+
+@pytest.mark.parametrize("broken", ["request_of", "view_of", "body_of", "answers"])
+def test_a_capture_that_fails_leaves_the_request_as_it_was(
+    recorded: Traced, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    def fails(*args: object) -> object:
+        raise RuntimeError("capture broke")
+
+    monkeypatch.setattr(_failsafe, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(RequestCapture, broken, fails)
+    client = build_app().test_client()
+    response = client.post("/teams/7/members", json={"name": "ada", "password": "p"})
+    assert response.json == {"team": 7, "name": "ada", "role": "member"}
+    assert client.get("/fail").status_code == 500
+    assert client.get("/taken").status_code == 409
 
 
 SERVED_APP = """
