@@ -21,9 +21,12 @@ def _django_settings_named() -> bool:
     """Are Django's settings named (``DJANGO_SETTINGS_MODULE``), or configured already?"""
     if os.environ.get("DJANGO_SETTINGS_MODULE"):
         return True
-    conf = sys.modules.get("django.conf")
-    settings = getattr(conf, "settings", None)
-    return bool(getattr(settings, "configured", False))
+    try:
+        conf = sys.modules.get("django.conf")
+        settings = getattr(conf, "settings", None)
+        return bool(getattr(settings, "configured", False))
+    except Exception:  # a Django too unusual to ask: left alone, as when nothing names its settings
+        return False
 
 
 class ExecscopeDistro(BaseDistro):  # type: ignore[misc]
