@@ -32,29 +32,27 @@ def _normalise(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-@functools.lru_cache(maxsize=4096)
-def _real_folder(folder: str) -> str:
-    """:func:`_normalise` for a folder, remembered, and found from its parent's (one ``lstat``
-    for the folder itself where resolving it afresh is one per component of its path)."""
-    parent, name = os.path.split(folder)
-    if parent == folder or name in ("", ".", "..") or not os.path.isabs(parent):  # noqa: PTH117
-        return _normalise(folder)
-    if os.path.islink(folder):  # noqa: PTH114
-        return _normalise(folder)
+def _real_path(path: str) -> str:
+    """:func:`_normalise`, found from the real path of ``path``'s folder, which is remembered
+    (:data:`_real_folder`; a package's modules share it, and resolving it is most of the cost of
+    deciding whether a module is the application's): one ``lstat`` for ``path`` itself where
+    resolving it afresh is one per component of the path. A folder that becomes a link to
+    elsewhere while the program runs keeps its old real path here. (``os.path`` on strings,
+    here and in :class:`Selection`: a ``Path`` object per module would cost as much as the
+    remembering saves.)"""
+    parent, name = os.path.split(path)
+    if (
+        parent == path
+        or name in ("", ".", "..")
+        or not os.path.isabs(parent)  # noqa: PTH117
+        or os.path.islink(path)  # noqa: PTH114
+    ):
+        return _normalise(path)
     return os.path.join(_real_folder(parent), os.path.normcase(name))  # noqa: PTH118
 
 
-def _normalise_file(filename: str) -> str:
-    """:func:`_normalise` for a module's file, the cheap way: its folder's real path is
-    remembered (a package's modules share it, and resolving it is most of the cost of deciding
-    whether a module is the application's), the file itself is checked for being a link each
-    time. A folder that becomes a link to elsewhere while the program runs keeps its old real
-    path here. (``os.path`` on strings, here and in :class:`Selection`: a ``Path`` object per
-    module would cost as much as the remembering saves.)"""
-    folder, name = os.path.split(filename)
-    if not os.path.isabs(folder) or name in ("", ".", "..") or os.path.islink(filename):  # noqa: PTH114, PTH117
-        return _normalise(filename)
-    return os.path.join(_real_folder(folder), os.path.normcase(name))  # noqa: PTH118
+#: :func:`_real_path` of folders, remembered (a module's file is checked afresh each time).
+_real_folder = functools.lru_cache(maxsize=4096)(_real_path)
 
 
 def installed_dirs() -> tuple[str, ...]:
@@ -94,18 +92,14 @@ def default_roots(argv0: str | None = None) -> tuple[str, ...]:
     if script and script not in ("-c", "-m") and Path(script).is_file():
         folder = _normalise(str(Path(script).absolute().parent))
         environments = {_normalise(sys.prefix), _normalise(sys.base_prefix)}
-        if not any(_under(folder, prefix) for prefix in environments):
+        if folder not in _Folders(tuple(environments)):
             return (folder,)
     return (_normalise(str(Path.cwd())),)
 
 
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 class _Folders:
-    """Folders to test paths against, prepared once: ``path in folders`` is ``_under`` for any
-    of them, as one ``startswith`` (this runs for every module the program imports)."""
+    """Folders to test paths against, prepared once: ``path in folders`` when ``path`` is one
+    of them or under one, with one ``startswith`` (this runs for every module imported)."""
 
     __slots__ = ("_exact", "_prefixes")
 
@@ -129,7 +123,7 @@ class Selection:
     def _installed(self, path: str) -> bool:
         """Is ``path`` (a real, normalised path) in an installed package's folder or in one
         that is never the application's?"""
-        if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (see _normalise_file)
+        if any(part in _INSTALLED_PARTS for part in path.split(os.sep)):  # noqa: PTH206 (see _real_path)
             return True
         return path in self._never_folders
 
@@ -142,7 +136,7 @@ class Selection:
         return _Folders(self.roots)
 
     def is_application_file(self, filename: str) -> bool:
-        path = _normalise_file(filename)
+        path = _real_path(filename)
         return not self._installed(path) and path in self._root_folders
 
     def may_select_in(self, module: str, folders: Iterable[str]) -> bool:
