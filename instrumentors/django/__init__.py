@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from execscope.instrumentors._patches import Patch, unwrap_all, wrap_all
 from execscope.instrumentors.django._request import RequestCapture
 from execscope.settings import get_settings
 
@@ -35,7 +35,7 @@ class DjangoInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped ups
 
     # BaseInstrumentor is a singleton whose __init__ runs at every construction: the patch handles
     # are kept from _instrument to _uninstrument as a class attribute, replaced, never cleared early.
-    _handles: list[tuple[Any, str, Any]] = []
+    _handles: list[Patch] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -44,16 +44,14 @@ class DjangoInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped ups
         from django.core.handlers.base import BaseHandler
 
         capture = RequestCapture(get_settings().settings.http_capture_body)
-        DjangoInstrumentor._handles = [
-            (BaseHandler, name, wrapt.wrap_function_wrapper(BaseHandler, name, wrapper))
-            for name, wrapper in (
-                ("_get_response", capture.dispatched),
-                ("_get_response_async", capture.dispatched_async),
-                ("process_exception_by_middleware", capture.error_seen),
-            )
-        ]
+        DjangoInstrumentor._handles = wrap_all(
+            [
+                (BaseHandler, "_get_response", capture.dispatched),
+                (BaseHandler, "_get_response_async", capture.dispatched_async),
+                (BaseHandler, "process_exception_by_middleware", capture.error_seen),
+            ]
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name, handle in DjangoInstrumentor._handles:
-            wrapt.unwrap_object(owner, name, handle, missing_ok=True)
+        unwrap_all(DjangoInstrumentor._handles)
         DjangoInstrumentor._handles = []

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from execscope.instrumentors._patches import Patch, unwrap_all, wrap_all
 from execscope.instrumentors.flask._request import RequestCapture
 from execscope.settings import get_settings
 
@@ -34,7 +34,7 @@ class FlaskInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped upst
 
     # BaseInstrumentor is a singleton whose __init__ runs at every construction: the patch handles
     # are kept from _instrument to _uninstrument as a class attribute, replaced, never cleared early.
-    _handles: list[tuple[Any, str, Any]] = []
+    _handles: list[Patch] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -43,20 +43,13 @@ class FlaskInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped upst
         import flask.app
 
         capture = RequestCapture(get_settings().settings.http_capture_body)
-        flask_class = flask.app.Flask
-        FlaskInstrumentor._handles = [
-            (
-                flask_class,
-                name,
-                wrapt.wrap_function_wrapper(flask_class, name, wrapper),
-            )
-            for name, wrapper in (
-                ("full_dispatch_request", capture.dispatched),
-                ("handle_user_exception", capture.error_seen),
-            )
-        ]
+        FlaskInstrumentor._handles = wrap_all(
+            [
+                (flask.app.Flask, "full_dispatch_request", capture.dispatched),
+                (flask.app.Flask, "handle_user_exception", capture.error_seen),
+            ]
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name, handle in FlaskInstrumentor._handles:
-            wrapt.unwrap_object(owner, name, handle, missing_ok=True)
+        unwrap_all(FlaskInstrumentor._handles)
         FlaskInstrumentor._handles = []

@@ -34,11 +34,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from execscope._version import __version__
+from execscope.instrumentors._patches import Patch, unwrap_all, wrap_all
 from execscope.instrumentors.redis_pubsub._core import Options
 from execscope.settings import get_settings
 
@@ -53,7 +53,7 @@ class RedisPubSubInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untype
 
     # BaseInstrumentor is a singleton whose __init__ runs again on every construction, so the
     # handles are not reset there: uninstrument() on a new handle must still find them.
-    _handles: tuple[tuple[Any, str, Any], ...] = ()
+    _handles: list[Patch] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -81,16 +81,9 @@ class RedisPubSubInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untype
             (redis.asyncio.client.Redis, "spublish", aio.publish),
             (redis.asyncio.client.PubSub, "handle_message", aio.handle_message),
         )
-        self._handles = ()
-        try:
-            for owner, name, hook in targets:
-                if hasattr(owner, name):
-                    self._handles += ((owner, name, wrapt.wrap_function_wrapper(owner, name, hook)),)
-        except Exception:
-            self._uninstrument()  # all or nothing: no half-instrumented client
-            raise
+        # All or nothing (wrap_all): no half-instrumented client.
+        self._handles = wrap_all(target for target in targets if hasattr(target[0], target[1]))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name, handle in reversed(self._handles):
-            wrapt.unwrap_object(owner, name, handle, missing_ok=True)
-        self._handles = ()
+        unwrap_all(self._handles)
+        self._handles = []

@@ -18,12 +18,12 @@ import logging
 from collections.abc import Collection
 from typing import Any, Final
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from execscope._version import __version__
 from execscope.instrumentors._failsafe import internal_error
+from execscope.instrumentors._patches import Patch, unwrap_all, wrap_all
 from execscope.instrumentors.starlette._http import HttpExchange
 from execscope.instrumentors.starlette._websocket import TracedReceive, WebSocketSession
 from execscope.settings import get_settings
@@ -42,7 +42,7 @@ class StarletteInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
 
     # BaseInstrumentor is a singleton whose __init__ runs at every construction: the patch handles
     # are kept from _instrument to _uninstrument as a class attribute, replaced, never cleared early.
-    _handles: list[tuple[Any, str, Any]] = []
+    _handles: list[Patch] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -54,24 +54,15 @@ class StarletteInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
         settings = get_settings().settings
         router_wrapper = _RouterWrapper(tracer, settings.http_capture_body, settings.websocket_preview)
-        StarletteInstrumentor._handles = [
-            (
-                starlette.routing.Router,
-                "__call__",
-                wrapt.wrap_function_wrapper(starlette.routing.Router, "__call__", router_wrapper),
-            ),
-            (
-                starlette.endpoints.WebSocketEndpoint,
-                "__init__",
-                wrapt.wrap_function_wrapper(
-                    starlette.endpoints.WebSocketEndpoint, "__init__", _remember_handler
-                ),
-            ),
-        ]
+        StarletteInstrumentor._handles = wrap_all(
+            [
+                (starlette.routing.Router, "__call__", router_wrapper),
+                (starlette.endpoints.WebSocketEndpoint, "__init__", _remember_handler),
+            ]
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, name, handle in StarletteInstrumentor._handles:
-            wrapt.unwrap_object(owner, name, handle, missing_ok=True)
+        unwrap_all(StarletteInstrumentor._handles)
         StarletteInstrumentor._handles = []
 
 
