@@ -33,7 +33,7 @@ from execscope.processors._redact_span import redact_span
 from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool
 from execscope.processors._stats import DropReason, PipelineStats
-from execscope.processors._transport import Sent, Transport
+from execscope.processors._transport import Answered, Pending, Sent, Transport
 
 _logger = logging.getLogger(__name__)
 
@@ -114,8 +114,9 @@ class Sink(ABC):
             return self._shipped >= target and not self._queue
         self._wake.set()
         with self._done:
-            # Not "while the queue is non-empty": the last batch leaves the queue before it is sent.
-            while self._shipped < target:
+            # Not "while the queue is non-empty": the last batch leaves the queue before it is sent,
+            # and (OTLP) is shipped once its request is answered.
+            while self._shipped - self._unsettled() < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -208,6 +209,10 @@ class Sink(ABC):
     def _wait_s(self) -> float:
         return self._schedule_delay_s
 
+    def _unsettled(self) -> int:
+        """Spans taken from the queue whose export is not yet answered."""
+        return 0
+
     @abstractmethod
     def _ship(self, batch: list[CompactSpan]) -> None: ...
 
@@ -262,8 +267,33 @@ class ExporterSink(Sink):
             _logger.debug("execscope: shutting down %s failed: %s", self.name, error)
 
 
+class _Request:
+    """One encoded batch on its way to the receiver."""
+
+    __slots__ = ("abandoned", "began", "count", "from_spool", "payload", "pending")
+
+    def __init__(self, payload: bytes, count: int, from_spool: bool) -> None:
+        self.payload = payload
+        self.count = count
+        #: Whether it is the spool's oldest record (which stays in the spool until it is answered).
+        self.from_spool = from_spool
+        self.began = time.monotonic()
+        self.pending: Pending = Answered(Sent.RETRY)
+        #: Accounted for (spooled or counted) at the shutdown deadline while still on its way.
+        self.abandoned = False
+
+
 class OtlpSink(Sink):
-    """Encodes once, sends the bytes, and spools them while the receiver is unreachable."""
+    """Encodes once, sends the bytes, and spools them while the receiver is unreachable.
+
+    Up to the transport's ``concurrency`` requests are on their way at once (gRPC: 4), answered
+    in the order they were sent: the worker encodes the next batch while the receiver works on
+    the previous ones, so a receiver's latency (a collector on a busy machine takes tens of
+    milliseconds per request) does not cap what one worker thread delivers. A batch the
+    receiver refuses for now is spooled when its answer is read, behind any older batch that
+    was refused too; once the breaker opens, what is still on its way is answered before
+    anything newer is spooled, so the spool keeps the order in which batches were made.
+    """
 
     def __init__(
         self,
@@ -279,40 +309,71 @@ class OtlpSink(Sink):
         self.spool = spool
         self._timeout_s = timeout_s
         self.breaker = CircuitBreaker(transport.name)
-        # The batch being sent: payload, span count, and whether it is the spool's oldest record.
-        self._in_flight: tuple[bytes, int, bool] | None = None
-        # The payload the deadline already accounted for (spooled or counted), if it was in flight.
-        self._abandoned: bytes | None = None
+        #: Requests sent and not yet answered, oldest first.
+        self._in_flight: deque[_Request] = deque()
         super().__init__(transport.name, stats, masking, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: Sequence[CompactSpan]) -> None:
         payload = encode_compact_request(batch)
         count = len(batch)
+        self._settle(wait=False)  # the answers already in
         spool = self.spool
+        if spool is None or not (self.breaker.open or spool.pending_spans):
+            self._settle(keep=self.transport.concurrency - 1)  # room for this one
         if spool is not None and (self.breaker.open or spool.pending_spans):
+            self._settle()  # their answers come first: a refused one is spooled before this one
             self._to_spool(payload, count)  # behind older spooled batches: order is kept
             self._drain()
             return
-        result = self._send(payload, count)
-        if self._abandoned is payload:
-            return  # accounted for at the shutdown deadline while it was being sent
-        if result is Sent.DELIVERED:
-            self.breaker.succeeded()
-            self._stats.add("exported", count)
-        elif result is Sent.REJECTED:
-            self._stats.drop(DropReason.EXPORT_FAILURE, count)
-        else:
-            self.breaker.failed()
-            self._to_spool(payload, count)
+        self._start(payload, count, from_spool=False)
 
-    def _send(self, payload: bytes, count: int, *, from_spool: bool = False) -> Sent:
-        self._in_flight = (payload, count, from_spool)
-        self._export_starts()
+    def _start(self, payload: bytes, count: int, *, from_spool: bool) -> _Request:
+        request = _Request(payload, count, from_spool)
+        self._in_flight.append(request)  # first: the shutdown deadline accounts for it from now on
+        self._export_began = self._in_flight[0].began
         try:
-            return self.transport.send(payload, self._timeout_s)
-        finally:
-            self._in_flight = None
-            self._export_ended()
+            request.pending = self.transport.start(payload, self._timeout_s)
+        except Exception as error:  # fail open: it is answered as "try again later"
+            _logger.debug("execscope: %s could not send a batch: %s", self.name, error)
+        return request
+
+    def _answer_oldest(self) -> tuple[_Request, Sent]:
+        """Waits for the oldest request's answer and takes it off the requests on their way."""
+        request = self._in_flight[0]
+        try:
+            result = request.pending.result()
+        except Exception as error:  # fail open
+            _logger.debug("execscope: %s: reading an answer failed: %s", self.name, error)
+            result = Sent.RETRY
+        self._in_flight.popleft()
+        self._slowest_export_s = max(self._slowest_export_s, time.monotonic() - request.began)
+        self._export_began = self._in_flight[0].began if self._in_flight else None
+        return request, result
+
+    def _settle(self, keep: int = 0, *, wait: bool = True) -> None:
+        """Take the answers of the oldest requests until at most ``keep`` are on their way;
+        without ``wait``, only those already answered."""
+        in_flight = self._in_flight
+        while len(in_flight) > keep and (wait or in_flight[0].pending.done()):
+            request, result = self._answer_oldest()
+            if request.abandoned:
+                continue
+            if result is Sent.DELIVERED:
+                self.breaker.succeeded()
+                self._stats.add("exported", request.count)
+            elif result is Sent.REJECTED:
+                self._stats.drop(DropReason.EXPORT_FAILURE, request.count)
+            else:
+                self.breaker.failed()
+                self._to_spool(request.payload, request.count)
+
+    def _unsettled(self) -> int:
+        return sum([request.count for request in list(self._in_flight) if not request.from_spool])
+
+    def take_slowest_export_s(self) -> float:
+        oldest = self._export_began
+        slowest = super().take_slowest_export_s()
+        return max(slowest, time.monotonic() - oldest) if oldest is not None else slowest
 
     def _to_spool(self, payload: bytes, count: int) -> None:
         if self.spool is None:
@@ -327,12 +388,14 @@ class OtlpSink(Sink):
         spool = self.spool
         if spool is None:
             return
+        self._settle()  # the spool is delivered oldest first, after everything already sent
         while not self._stopping and self.breaker.allows():
             record = spool.peek()
             if record is None:
                 return
             payload, count = record
-            result = self._send(payload, count, from_spool=True)
+            self._start(payload, count, from_spool=True)
+            _, result = self._answer_oldest()
             if result is Sent.RETRY:
                 self.breaker.failed()
                 return
@@ -345,6 +408,8 @@ class OtlpSink(Sink):
                 self._stats.drop(DropReason.EXPORT_FAILURE, count)
 
     def _idle(self) -> None:
+        # Every request sent is answered before the worker rests, so a flush ends with them.
+        self._settle()
         # Also when nothing of its own is pending: peeking adopts the spool areas of processes
         # that died since (rate-limited inside the spool), so their spans are delivered too.
         if self.spool is not None:
@@ -356,14 +421,14 @@ class OtlpSink(Sink):
         return self._schedule_delay_s
 
     def _at_deadline(self, leftover: list[CompactSpan]) -> None:
-        in_flight = self._in_flight
-        if in_flight is not None and not in_flight[2]:  # a spooled batch stays in the spool anyway
-            payload, count, _ = in_flight
-            self._abandoned = payload
+        for request in list(self._in_flight):
+            if request.from_spool:
+                continue  # a spooled batch stays in the spool anyway
+            request.abandoned = True
             if self.spool is None:
-                self._stats.drop(DropReason.SHUTDOWN, count)
+                self._stats.drop(DropReason.SHUTDOWN, request.count)
             else:
-                self._to_spool(payload, count)  # it may yet arrive: delivered at least once
+                self._to_spool(request.payload, request.count)  # it may yet arrive: at least once
         if self.spool is None:
             super()._at_deadline(leftover)
             return
@@ -378,8 +443,7 @@ class OtlpSink(Sink):
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
-        self._in_flight = None
-        self._abandoned = None
+        self._in_flight = deque()  # the parent's requests, answered (or not) in the parent
         self.breaker = CircuitBreaker(self.transport.name)
         if self.spool is not None:
             self.spool.after_fork_in_child()

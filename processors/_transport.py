@@ -48,20 +48,83 @@ class Sent(Enum):
     REJECTED = "rejected"
 
 
+class Pending(Protocol):
+    """A request on its way: :meth:`result` waits for the receiver's answer."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> Sent: ...
+
+
+class Answered:
+    """A request whose answer is already known (a transport that sends synchronously)."""
+
+    __slots__ = ("_sent",)
+
+    def __init__(self, sent: Sent) -> None:
+        self._sent = sent
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Sent:
+        return self._sent
+
+
 class Transport(Protocol):
     """Delivers one encoded ``ExportTraceServiceRequest``, in one attempt (no retries inside)."""
 
     name: str
+    #: How many requests :meth:`start` may have on their way at once (1: it answers before returning).
+    concurrency: int
 
     def send(self, payload: bytes, timeout_s: float) -> Sent: ...
+
+    def start(self, payload: bytes, timeout_s: float) -> Pending: ...
 
     def close(self) -> None: ...
 
 
+class _GrpcPending:
+    """A gRPC call under way; its answer is read (and mapped to :class:`Sent`) once."""
+
+    __slots__ = ("_channel", "_future", "_sent", "_transport")
+
+    def __init__(self, transport: GrpcTransport, future: Any, channel: int) -> None:
+        self._transport = transport
+        self._future = future
+        self._channel = channel
+        self._sent: Sent | None = None
+
+    def done(self) -> bool:
+        return self._sent is not None or bool(self._future.done())
+
+    def result(self) -> Sent:
+        if self._sent is None:
+            import grpc
+
+            try:
+                self._future.result()
+                self._sent = Sent.DELIVERED
+            except grpc.RpcError as error:
+                self._sent = self._transport.failed(error, self._channel)
+            except grpc.FutureCancelledError:
+                self._sent = Sent.RETRY  # the channel was closed under it (a reconnect): send again
+        return self._sent
+
+
 class GrpcTransport:
+    """gRPC calls are asynchronous: several requests may be on their way at once (see
+    ``OtlpSink``), so that the receiver's latency does not bound the throughput of the one
+    worker thread that encodes and sends."""
+
+    concurrency = 4
+
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
         self.name = f"OTLP/gRPC {exporter._endpoint}"
+        #: Which channel is current: requests on a channel already replaced do not replace it again.
+        self._channel = 0
         self._call = self._bind()
 
     def _bind(self) -> Any:
@@ -76,21 +139,31 @@ class GrpcTransport:
             self._call(payload, metadata=self._exporter._headers or None, timeout=timeout_s)
             return Sent.DELIVERED
         except grpc.RpcError as error:
-            code = error.code() if callable(getattr(error, "code", None)) else None
-            _logger.debug("execscope: %s did not take a batch: %s", self.name, code)
-            if code == grpc.StatusCode.UNAVAILABLE:
-                self._reconnect()
-            if code is None or code.name in _GRPC_RETRYABLE:
-                return Sent.RETRY
-            _logger.warning(
-                "execscope: %s rejected a batch (%s); its spans are dropped", self.name, code.name
-            )
-            return Sent.REJECTED
+            return self.failed(error, self._channel)
+
+    def start(self, payload: bytes, timeout_s: float) -> Pending:
+        future = self._call.future(payload, metadata=self._exporter._headers or None, timeout=timeout_s)
+        return _GrpcPending(self, future, self._channel)
+
+    def failed(self, error: Exception, channel: int) -> Sent:
+        """What a call on ``channel`` that raised ``error`` means for its request (a new channel
+        when the receiver went away, once for all the calls that were on the old one)."""
+        import grpc
+
+        code = error.code() if callable(getattr(error, "code", None)) else None  # type: ignore[attr-defined]
+        _logger.debug("execscope: %s did not take a batch: %s", self.name, code)
+        if code == grpc.StatusCode.UNAVAILABLE and channel == self._channel:
+            self._reconnect()
+        if code is None or code.name in _GRPC_RETRYABLE:
+            return Sent.RETRY
+        _logger.warning("execscope: %s rejected a batch (%s); its spans are dropped", self.name, code.name)
+        return Sent.REJECTED
 
     def _reconnect(self) -> None:
         # A channel that saw the server go away backs off reconnecting for up to minutes; a new
         # one connects at the next probe (the official exporter does the same on UNAVAILABLE).
         try:
+            self._channel += 1
             self._exporter._channel.close()
             self._exporter._initialize_channel_and_stub()
             self._call = self._bind()
@@ -105,6 +178,8 @@ class GrpcTransport:
 
 
 class HttpTransport:
+    concurrency = 1
+
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
         self.name = f"OTLP/HTTP {exporter._endpoint}"
@@ -125,6 +200,9 @@ class HttpTransport:
             return Sent.RETRY
         _logger.warning("execscope: %s rejected a batch (HTTP %s); its spans are dropped", self.name, status)
         return Sent.REJECTED
+
+    def start(self, payload: bytes, timeout_s: float) -> Pending:
+        return Answered(self.send(payload, timeout_s))
 
     def close(self) -> None:
         try:

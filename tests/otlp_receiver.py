@@ -34,6 +34,9 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._server: grpc.Server | None = None
         self.stall = threading.Event()  # set: hold every request until released
         self._release = threading.Event()
+        #: Requests being held by ``stall`` now, and the most ever held at once.
+        self.held = 0
+        self.most_held = 0
 
     @property
     def endpoint(self) -> str:
@@ -56,7 +59,13 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any) -> Any:
         if self.stall.is_set():
+            with self._changed:
+                self.held += 1
+                self.most_held = max(self.most_held, self.held)
+                self._changed.notify_all()
             self._release.wait(30)
+            with self._changed:
+                self.held -= 1
         with self._changed:
             self.requests += 1
             for resource_spans in request.resource_spans:
@@ -66,6 +75,15 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                     self.resources.extend(attributes for _ in scope_spans.spans)
             self._changed.notify_all()
         return trace_service_pb2.ExportTraceServiceResponse()
+
+    def release(self) -> None:
+        """Answer the requests held so far (and, with ``stall`` cleared, all later ones)."""
+        self._release.set()
+
+    def wait_held(self, count: int, timeout: float = 20.0) -> bool:
+        """Wait until ``count`` requests are being held at once; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.held >= count, timeout)
 
     def span_ids(self) -> list[int]:
         with self._changed:

@@ -256,3 +256,29 @@ def test_a_flush_waits_for_the_batch_being_sent_not_just_for_an_empty_queue(tmp_
         flushing.join(10)
         assert flushed == [True]
         assert [span.name for span in exporter.get_finished_spans()] == ["in flight"]
+
+
+def test_several_batches_are_on_their_way_at_once_and_a_flush_waits_for_every_answer(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
+    receiver.stall.set()
+    exporter = OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=30)
+    with pipeline(tmp_path, [exporter]) as pipe:
+        sink = sink_of(pipe)
+        sent = make_spans(pipe, 600)
+        flushed: list[bool] = []
+        flushing = threading.Thread(target=lambda: flushed.append(pipe.processor.force_flush(30_000)))
+        flushing.start()
+        # The worker sends the next batches while the receiver sits on the first ones...
+        assert receiver.wait_held(sink.transport.concurrency)
+        flushing.join(0.3)
+        assert flushing.is_alive() and not flushed  # ...and a flush waits for their answers
+        assert receiver.spans == []
+        receiver.stall.clear()
+        receiver.release()
+        flushing.join(30)
+        assert flushed == [True]
+        assert pipe.stats.snapshot()["exported"] == 600
+    assert receiver.most_held == sink.transport.concurrency  # never more on their way than that
+    assert sorted(receiver.span_ids()) == sorted(sent)
