@@ -314,28 +314,34 @@ class OtlpSink(Sink):
         super().__init__(transport.name, stats, masking, **queue)  # type: ignore[arg-type]
 
     def _ship(self, batch: Sequence[CompactSpan]) -> None:
-        payload = encode_compact_request(batch)
-        count = len(batch)
+        # Among the requests from the moment it leaves the queue, before it waits for room:
+        # the shutdown deadline accounts for it however far it got.
+        request = _Request(encode_compact_request(batch), len(batch), from_spool=False)
         self._settle(wait=False)  # the answers already in
         spool = self.spool
+        self._in_flight.append(request)
         if spool is None or not (self.breaker.open or spool.pending_spans):
-            self._settle(keep=self.transport.concurrency - 1)  # room for this one
+            self._settle(keep=self.transport.concurrency)  # room for this one, the newest
         if spool is not None and (self.breaker.open or spool.pending_spans):
+            self._in_flight.remove(request)
             self._settle()  # their answers come first: a refused one is spooled before this one
-            self._to_spool(payload, count)  # behind older spooled batches: order is kept
+            if not request.abandoned:
+                self._to_spool(request.payload, request.count)  # behind older spooled batches
             self._drain()
             return
-        self._start(payload, count, from_spool=False)
+        self._send(request)
 
-    def _start(self, payload: bytes, count: int, *, from_spool: bool) -> _Request:
-        request = _Request(payload, count, from_spool)
-        self._in_flight.append(request)  # first: the shutdown deadline accounts for it from now on
+    def _send(self, request: _Request) -> None:
+        """Start sending ``request``, already the newest of the requests on their way."""
+        if request.abandoned:
+            self._in_flight.remove(request)  # the shutdown deadline took it
+            return
+        request.began = time.monotonic()
         self._export_began = self._in_flight[0].began
         try:
-            request.pending = self.transport.start(payload, self._timeout_s)
+            request.pending = self.transport.start(request.payload, self._timeout_s)
         except Exception as error:  # fail open: it is answered as "try again later"
             _logger.debug("execscope: %s could not send a batch: %s", self.name, error)
-        return request
 
     def _answer_oldest(self) -> tuple[_Request, Sent]:
         """Waits for the oldest request's answer and takes it off the requests on their way."""
@@ -394,7 +400,9 @@ class OtlpSink(Sink):
             if record is None:
                 return
             payload, count = record
-            self._start(payload, count, from_spool=True)
+            request = _Request(payload, count, from_spool=True)
+            self._in_flight.append(request)
+            self._send(request)
             _, result = self._answer_oldest()
             if result is Sent.RETRY:
                 self.breaker.failed()

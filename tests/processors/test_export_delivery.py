@@ -282,3 +282,32 @@ def test_several_batches_are_on_their_way_at_once_and_a_flush_waits_for_every_an
         assert pipe.stats.snapshot()["exported"] == 600
     assert receiver.most_held == sink.transport.concurrency  # never more on their way than that
     assert sorted(receiver.span_ids()) == sorted(sent)
+
+
+def test_at_the_deadline_the_batches_on_their_way_and_the_one_waiting_for_room_are_spooled(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
+    receiver.stall.set()
+    exporter = OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=30)
+    with pipeline(tmp_path, [exporter], export_flush_deadline=0.5, spool_dir=tmp_path / "spool") as pipe:
+        sink = sink_of(pipe)
+        make_spans(pipe, 600)
+        pipe.processor._to_sinks(pipe.processor.tail.flush())
+        sink._wake.set()
+        assert receiver.wait_held(sink.transport.concurrency)
+        deadline = time.monotonic() + 10
+        while sink.queue_depth > 100 and time.monotonic() < deadline:  # a fifth batch waits for room
+            time.sleep(0.01)
+        assert sink.queue_depth == 100
+        # The channel stays open at shutdown (a collector that is slow, not gone): the worker is
+        # still waiting for an answer when the deadline has to account for everything.
+        monkeypatch.setattr(sink.transport, "close", lambda: None)
+        began = time.monotonic()
+        pipe.provider.shutdown()
+        assert time.monotonic() - began < 0.5 + 1.0
+        stats = pipe.stats.snapshot()
+        receiver.release()
+        exporter.shutdown()
+    assert stats["spooled"] == 600
+    assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
