@@ -199,12 +199,16 @@ def _init_other_signals(resource: Resource) -> None:
 
 def _monitor_autotrace(monitor: Monitor) -> None:
     """Count the auto-instrumentor's CPU in execscope's (its recorder thread's, and what recording
-    costs the application's threads, estimated on a sample), and its drops in the status."""
+    costs the application's threads, estimated on a sample), and in the status its drops and the
+    calls that left no span, by reason."""
     from execscope.autotrace._recorder import RECORDER
-    from execscope.autotrace._runtime import SLOW_PATH
+    from execscope.autotrace._runtime import SLOW_PATH, not_recorded
 
     monitor.extra_cpu_s = lambda: RECORDER.cpu_s + SLOW_PATH.estimated_s
-    monitor.extra_stats = lambda: {"recorded_calls": RECORDER.stats.as_dict()}
+    monitor.extra_stats = lambda: {
+        "recorded_calls": RECORDER.stats.as_dict(),
+        "calls_not_recorded": not_recorded(),
+    }
 
 
 def _install_autotrace(settings: Settings, provider: TracerProvider) -> None:

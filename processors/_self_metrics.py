@@ -32,6 +32,11 @@ def register_self_metrics(monitor: Monitor, meter_provider: metrics.MeterProvide
         for reason in DropReason:
             yield Observation(counts[reason.value], {"execscope.drop.reason": reason.value})  # type: ignore[index]
 
+    def not_recorded(_: CallbackOptions) -> Iterable[Observation]:
+        counts = monitor.extra_stats().get("calls_not_recorded", {})
+        for reason, count in counts.items():
+            yield Observation(int(count), {"execscope.not_recorded.reason": reason})
+
     def queue_depth(_: CallbackOptions) -> Iterable[Observation]:
         for sink in monitor.processor.sinks:
             yield Observation(sink.queue_depth, {"execscope.exporter": sink.name})
@@ -50,6 +55,12 @@ def register_self_metrics(monitor: Monitor, meter_provider: metrics.MeterProvide
         [dropped],
         unit="{span}",
         description="Spans dropped, by the rule that dropped them",
+    )
+    meter.create_observable_counter(
+        "execscope.calls.not_recorded",
+        [not_recorded],
+        unit="{call}",
+        description="Calls of traced functions that left no span, by the rule that decided it",
     )
     meter.create_observable_gauge(
         "execscope.export.queue.depth", [queue_depth], unit="{span}", description="Spans waiting for export"

@@ -604,6 +604,8 @@ class Site:
         self.sample_rate = sample_rate
         self.own_min_duration_ns = int(min_duration * 1e9)
         self.errors_only(_ERRORS_ONLY[0])
+        # Calls that left no span, by rule (see not_recorded()); the first three are the core's.
+        self.calls_not_sampled = self.calls_short = self.calls_shed = self.calls_suppressed = 0
         # Which state is diffed: 0 none, 1 the instance (first parameter), 2 reducer-style.
         self.state = 0
         if level >= FULL and self.params:
@@ -639,8 +641,26 @@ class Site:
         self.timed_in_c = 1 if self.min_duration_ns and not self.flags & SiteFlags.GENERATOR else 0
 
     def _records(self, elapsed_ns: int, exc_type: type[BaseException] | None) -> bool:
-        """Whether a timed call that lasted ``elapsed_ns`` (and raised ``exc_type``) is recorded."""
-        return elapsed_ns >= self.min_duration_ns or (bool(self.record_errors) and exc_type is not None)
+        """Whether a timed call that lasted ``elapsed_ns`` (and raised ``exc_type``) is recorded;
+        one that is not is counted."""
+        if elapsed_ns >= self.min_duration_ns or (self.record_errors and exc_type is not None):
+            return True
+        self._count_unrecorded()
+        return False
+
+    def _rate_leaves_out(self) -> bool:
+        """Whether the site's ``sample_rate`` leaves this call out (then counted)."""
+        if random() >= self.sample_rate:
+            self.calls_not_sampled += 1
+            return True
+        return False
+
+    def _count_unrecorded(self) -> None:
+        """A timed call too short to record: below min_duration, or shed by "errors only"."""
+        if self.record_errors:
+            self.calls_shed += 1
+        else:
+            self.calls_short += 1
 
     # -- entry and exit -------------------------------------------------------------------------
 
@@ -663,31 +683,35 @@ class Site:
             parent = outer.get(_SPAN_KEY)
             kind = type(parent)
             if kind is Call:
-                if self.sample_rate < 1.0 and random() >= self.sample_rate:
+                if self.sample_rate < 1.0 and self._rate_leaves_out():
                     return
                 trace_id = parent.trace_id  # type: ignore[attr-defined]
                 parent_id = parent.span_id  # type: ignore[attr-defined]
                 parent_context = None
             elif kind is Unsampled or parent is _DROPPED_PARENT[0]:
+                self.calls_not_sampled += 1
                 return
             else:
                 parent_context = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
                 if parent_context is not None and parent_context.is_valid:
                     if not parent_context.trace_flags.sampled:
                         _DROPPED_PARENT[0] = parent
+                        self.calls_not_sampled += 1
                         return
-                    if self.sample_rate < 1.0 and random() >= self.sample_rate:
+                    if self.sample_rate < 1.0 and self._rate_leaves_out():
                         return
                     trace_id = parent_context.trace_id
                     parent_id = parent_context.span_id
                 else:
                     if outer.get(_SUPPRESS_KEY):
+                        self.calls_suppressed += 1
                         return
                     trace_id = getrandbits(128) or 1
                     if not (self.config.root_sampled(trace_id, self.name) and random() < self.sample_rate):
                         marker = _Marker(outer)
                         self.frames[frame] = marker
                         marker.token = _CONTEXT.set(Context({**outer, _SPAN_KEY: Unsampled()}))
+                        self.calls_not_sampled += 1
                         return
                     parent_id = 0
                     parent_context = None
@@ -955,20 +979,25 @@ class Site:
         if type(parent) is Call:
             trace_id, parent_id, parent_context = parent.trace_id, parent.span_id, None
         elif type(parent) is Unsampled:
+            self.calls_not_sampled += 1
             return
         else:
             parent_context = parent.get_span_context() if parent is not None else None  # type: ignore[attr-defined]
             if parent_context is not None and parent_context.is_valid:
                 if not parent_context.trace_flags.sampled:
+                    self.calls_not_sampled += 1
                     return
                 trace_id, parent_id = parent_context.trace_id, parent_context.span_id
             else:
                 if outer.get(_SUPPRESS_KEY):
+                    self.calls_suppressed += 1
                     return
                 trace_id, parent_id, parent_context = getrandbits(128) or 1, 0, None
                 if not self.config.root_sampled(trace_id, self.name):
+                    self.calls_not_sampled += 1
                     return
         if self.sample_rate < 1.0 and random() >= self.sample_rate:
+            self.calls_not_sampled += 1
             return
         call = Call(self, trace_id, parent_id, parent_context)
         call.start = timed.start
@@ -994,7 +1023,16 @@ class _PythonCore:
     """The pure-Python core of a :class:`Site`: what the C core does, for interpreters where it
     is not compiled and for ``RuntimeConfig(accelerated=False)``."""
 
-    __slots__ = ("frames", "level", "min_duration_ns", "record_errors", "timed_in_c")
+    __slots__ = (
+        "calls_not_sampled",
+        "calls_shed",
+        "calls_short",
+        "frames",
+        "level",
+        "min_duration_ns",
+        "record_errors",
+        "timed_in_c",
+    )
 
     def __enter__(self: Any) -> None:
         if not self.level:
@@ -1003,6 +1041,7 @@ class _PythonCore:
             outer = _context_get()
             parent = outer.get(_SPAN_KEY)
             if type(parent) is Unsampled or parent is _DROPPED_PARENT[0]:
+                self.calls_not_sampled += 1
                 return  # below a dropped local root, or a not-sampled span of another tracer
             if self.timed_in_c:
                 self.frames[_getframe(1)] = _time_ns()
@@ -1027,6 +1066,7 @@ class _PythonCore:
                 start = state if kind is int else state[0]
                 if _time_ns() - start < self.min_duration_ns and not (self.record_errors and exc_type):
                     del self.frames[frame]
+                    self._count_unrecorded()
                     return False
             self._exit_slow(frame, exc_type, exc, tb)
         except Exception:
@@ -1049,6 +1089,7 @@ class _PythonCore:
                 state = self.frames.get(frame)
                 if type(state) is int and _time_ns() - state < self.min_duration_ns:
                     del self.frames[frame]
+                    self._count_unrecorded()
                     return value
             except Exception:
                 self._internal_error()
@@ -1057,6 +1098,7 @@ class _PythonCore:
 
 
 _SITE_SLOTS: Final = (
+    "calls_suppressed",
     "own_min_duration_ns",
     "arguments",
     "attributes",
@@ -1333,6 +1375,26 @@ def _follow_shedding(level: Level) -> None:
 SHEDDING.on_change(_follow_shedding)
 
 
+#: Why a call of a rewritten function left no span, by the rule that decided it.
+NOT_RECORDED_REASONS: Final = ("not_sampled", "below_min_duration", "errors_only", "suppressed")
+
+
+def not_recorded() -> dict[str, int]:
+    """Calls of rewritten functions that left no span, by reason, since start: their trace was
+    not sampled (head sampling, a site's ``sample_rate``, or under a not-sampled span); they
+    ended before ``min_duration``; they returned under the governor's "errors only" level; or
+    instrumentation was suppressed where they were called. Counted per site on the hot path
+    (an integer bump), summed here over every site built."""
+    not_sampled = short = shed = suppressed = 0
+    for module in list(_MODULES.values()):
+        for site in module.built_sites():
+            not_sampled += site.calls_not_sampled
+            short += site.calls_short
+            shed += site.calls_shed
+            suppressed += site.calls_suppressed
+    return dict(zip(NOT_RECORDED_REASONS, (not_sampled, short, shed, suppressed), strict=True))
+
+
 def sites_of(module: str) -> list[Site] | None:
     """The sites of the most recently executed rewritten module named ``module``, all built:
     the list its code uses."""
@@ -1363,6 +1425,7 @@ __all__ = [
     "current_config",
     "exception_event_attributes",
     "format_stacktrace",
+    "not_recorded",
     "register",
     "sites_for",
     "sites_of",

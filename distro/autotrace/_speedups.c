@@ -47,6 +47,12 @@ typedef struct {
     /* 1 if a timed call an exception escapes is recorded however short it was (the governor's
      * "errors only" level). */
     int record_errors;
+    /* Calls that left no span, by rule: below a trace that is not sampled; ended before
+     * min_duration; returned under the governor's "errors only" level. Read by the status;
+     * bumped under the interpreter lock. */
+    long long calls_not_sampled;
+    long long calls_short;
+    long long calls_shed;
     /* Calling frame -> per-call state, shared with the Python methods. */
     PyObject *frames;
     /* The timed calls in flight, most recent last: an array rather than entries in
@@ -185,6 +191,7 @@ SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
         && ((PyObject *)Py_TYPE(parent) == unsampled_type
             || parent == PyList_GET_ITEM(dropped_parent, 0))) {
         /* Below a local root head sampling dropped, or an SDK span that is not sampled. */
+        self->calls_not_sampled++;
         Py_XDECREF(context);
         Py_RETURN_NONE;
     }
@@ -212,6 +219,18 @@ SiteCore_enter(SiteCore *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* A timed call that ended too soon to be recorded: short, or shed by "errors only". */
+static inline void
+count_unrecorded(SiteCore *self)
+{
+    if (self->record_errors) {
+        self->calls_shed++;
+    }
+    else {
+        self->calls_short++;
+    }
+}
+
 /* The end of a timed call (taken out of ``timed``): nothing below min_duration (unless an
  * exception escaped it and the site records errors), else recorded after the fact by
  * ``Site._exit_timed``. */
@@ -220,6 +239,7 @@ end_timed(SiteCore *self, TimedCall call, PyObject *const *exc_info)
 {
     if (now_ns() - call.start < self->min_duration_ns
         && !(self->record_errors && exc_info[0] != Py_None)) {
+        count_unrecorded(self);
         Py_XDECREF(call.returned);
         return;
     }
@@ -348,6 +368,7 @@ SiteCore_ret_exit(SiteCore *self, PyObject *value)
         if (index >= 0) {
             if (now_ns() - self->timed[index].start < self->min_duration_ns) {
                 TimedCall call = pop_timed(self, index);
+                count_unrecorded(self);
                 Py_XDECREF(call.returned);
             }
             else {
@@ -428,6 +449,12 @@ static PyMemberDef SiteCore_members[] = {
     {"timed_calls", T_PYSSIZET, offsetof(SiteCore, timed_count), READONLY,
      "How many timed calls are in flight."},
     {"frames", T_OBJECT, offsetof(SiteCore, frames), READONLY, "Calling frame -> per-call state."},
+    {"calls_not_sampled", T_LONGLONG, offsetof(SiteCore, calls_not_sampled), 0,
+     "Calls that left no span because their trace is not sampled."},
+    {"calls_short", T_LONGLONG, offsetof(SiteCore, calls_short), 0,
+     "Calls that left no span because they ended before min_duration."},
+    {"calls_shed", T_LONGLONG, offsetof(SiteCore, calls_shed), 0,
+     "Calls that left no span because they returned under the governor's errors-only level."},
     {NULL, 0, 0, 0, NULL},
 };
 

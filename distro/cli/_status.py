@@ -53,6 +53,7 @@ def _line(status: dict[str, Any]) -> str:
     queued = sum(sink.get("queue_depth", 0) for sink in status.get("sinks", []))
     spooled = sum(sink.get("spool_spans", 0) for sink in status.get("sinks", []))
     failing = [sink["name"] for sink in status.get("sinks", []) if sink.get("exporter_failing")]
+    unrecorded = {reason: count for reason, count in status.get("calls_not_recorded", {}).items() if count}
     state = "running" if status["running"] else "exited"
     parts = [
         f"{status.get('pid')}  {status.get('service', '?')}  {state}  level {status.get('level', '?')}",
@@ -61,6 +62,12 @@ def _line(status: dict[str, Any]) -> str:
         "  dropped: "
         + (
             ", ".join(f"{count} {reason}" for reason, count in sorted(dropped.items())) if dropped else "none"
+        ),
+        "  calls of traced functions not recorded: "
+        + (
+            ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in unrecorded.items())
+            if unrecorded
+            else "none"
         ),
         f"  execscope cpu: {100 * float(status.get('cpu_share', 0)):.1f}% of a core, "
         f"memory {int(status.get('memory_bytes', 0)) / 2**20:.0f} MiB",

@@ -506,3 +506,90 @@ def test_sampled_recursion_keeps_parentage_consistent(rec: Recording, tmp_path: 
             assert above.start_time <= below.start_time <= below.end_time <= above.end_time
             depth = int(attr(below, "execscope.args.n"))
             assert attr(below, "execscope.return") == str(depth)
+
+
+# ------------------------------------------------------------------- calls left without a span, counted
+
+
+def unrecorded(app: ModuleType) -> dict[str, int]:
+    """The calls of ``app``'s functions that left no span, by reason."""
+    sites = sites_of(app.__name__) or []
+    return {
+        "not_sampled": sum(site.calls_not_sampled for site in sites),
+        "below_min_duration": sum(site.calls_short for site in sites),
+        "errors_only": sum(site.calls_shed for site in sites),
+        "suppressed": sum(site.calls_suppressed for site in sites),
+    }
+
+
+NOTHING_UNRECORDED = {"not_sampled": 0, "below_min_duration": 0, "errors_only": 0, "suppressed": 0}
+
+
+def test_calls_below_min_duration_are_counted_whether_they_return_or_raise(
+    rec: Recording, tmp_path: Path
+) -> None:
+    app = timed_app(tmp_path, pause=1000.0, slow_failure=1000.0, slow_generator=1000.0)
+
+    for _ in range(20):
+        app.pause(0)
+        with pytest.raises(ValueError):
+            app.slow_failure()
+    assert list(app.slow_generator()) == [1, 2]
+    app.pause(0.002)  # not its min_duration, but below it: counted too
+
+    assert rec.spans() == []
+    assert unrecorded(app) == {**NOTHING_UNRECORDED, "below_min_duration": 42}
+
+
+def test_a_slow_call_is_recorded_not_counted(rec: Recording, tmp_path: Path) -> None:
+    app = timed_app(tmp_path, pause=1.0)
+
+    app.pause(0.002)
+
+    assert [span.name for span in rec.spans()] == ["pause"]
+    assert unrecorded(app) == NOTHING_UNRECORDED
+
+
+def test_every_call_of_a_tree_that_is_not_sampled_is_counted(tmp_path: Path) -> None:
+    with recording(sampler=ALWAYS_OFF) as rec:
+        app = import_source(tmp_path, APP)
+
+        app.handle(rec.tracer)  # handle, validate, store and nested
+        app.top()  # top, middle and nested
+
+        assert rec.spans() == []
+        assert unrecorded(app) == {**NOTHING_UNRECORDED, "not_sampled": 7}
+
+
+def test_calls_a_sample_rate_leaves_out_are_counted(rec: Recording, tmp_path: Path) -> None:
+    app = sampled_app(tmp_path, tick=0.5)
+
+    for i in range(2000):
+        app.tick(i)
+
+    assert unrecorded(app)["not_sampled"] == 2000 - len(rec.spans())
+
+
+def test_calls_where_instrumentation_is_suppressed_are_counted(rec: Recording, tmp_path: Path) -> None:
+    app = import_source(tmp_path, APP)
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        app.top()  # top, middle and nested
+    finally:
+        otel_context.detach(token)
+
+    assert unrecorded(app) == {**NOTHING_UNRECORDED, "suppressed": 3}
+
+
+def test_the_runtime_sums_what_every_site_counted(rec: Recording, tmp_path: Path) -> None:
+    from execscope.autotrace._runtime import not_recorded
+
+    app = timed_app(tmp_path, pause=1000.0)
+    before = not_recorded()
+
+    for _ in range(5):
+        app.pause(0)
+
+    after = not_recorded()
+    assert after["below_min_duration"] - before["below_min_duration"] == 5
+    assert set(after) == set(NOTHING_UNRECORDED)

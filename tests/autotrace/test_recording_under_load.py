@@ -157,3 +157,67 @@ def test_the_governor_sees_what_recording_rewritten_functions_costs_the_calling_
         counted = monitor.extra_cpu_s() - before
     # A random sample of about one slow-path call in 256 is timed: within a factor of 2.
     assert 0.5 * 8000 * 0.0001 <= counted <= 2 * spent
+
+
+def test_calls_the_errors_only_level_leaves_out_are_counted_as_such(tmp_path: Path) -> None:
+    from execscope.autotrace import sites_of
+
+    name = unique_module_name()
+    source = "def parse(text):\n    return int(text)\n"
+    try:
+        with recording() as rec:
+            plan = Plan(targets=(Target(name, level="args"),))
+            module = import_source(tmp_path, source, name=name, plan=plan)
+            SHEDDING.apply(Level.EMERGENCY)
+            for text in ("1", "2", "3"):
+                module.parse(text)
+            with pytest.raises(ValueError):
+                module.parse("x")
+            SHEDDING.apply(Level.NORMAL)
+            module.parse("4")
+            spans = rec.spans()
+    finally:
+        SHEDDING.apply(Level.NORMAL)
+    assert len(spans) == 2  # the call that raised, and the one after the level fell
+    [site] = sites_of(name) or []
+    assert (site.calls_shed, site.calls_short, site.calls_not_sampled) == (3, 0, 0)
+
+
+def test_the_status_and_metrics_report_the_calls_left_without_a_span(tmp_path: Path) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from execscope.cli._status import _line
+    from execscope.processors._self_metrics import register_self_metrics
+    from execscope.processors._stats import PipelineStats
+
+    monitor = types.SimpleNamespace()
+    _monitor_autotrace(monitor)  # type: ignore[arg-type]
+    before = monitor.extra_stats()["calls_not_recorded"]
+    name = unique_module_name()
+    plan = Plan(targets=(Target(name, level="args", min_duration_ms=1000),))
+    with recording():
+        module = import_source(tmp_path, "def step(n):\n    return n + 1\n", name=name, plan=plan)
+        for n in range(7):
+            module.step(n)
+    after = monitor.extra_stats()["calls_not_recorded"]
+    assert after["below_min_duration"] - before["below_min_duration"] == 7
+
+    status = {"running": True, "pid": 1, "service": "demo", "calls_not_recorded": after}
+    assert f"{after['below_min_duration']} below min duration" in _line(status)
+
+    reader = InMemoryMetricReader()
+    monitor.processor = types.SimpleNamespace(stats=PipelineStats(), sinks=())
+    monitor.governor = types.SimpleNamespace(level=Level.NORMAL)
+    monitor.last_reading = types.SimpleNamespace(cpu_share=0.0)
+    register_self_metrics(monitor, MeterProvider(metric_readers=[reader]))  # type: ignore[arg-type]
+    points = {
+        (metric.name, tuple(point.attributes.items())): point.value
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "execscope.calls.not_recorded"
+        for point in metric.data.data_points
+    }
+    key = ("execscope.calls.not_recorded", (("execscope.not_recorded.reason", "below_min_duration"),))
+    assert points[key] >= after["below_min_duration"]
