@@ -11,9 +11,9 @@ level           pressure    what is shed (cumulative)
 ``normal``      < 1         nothing
 ``degraded``    ≥ 1         keep rate capped at ``DEGRADED_KEEP_RATE``; no state diffs
 ``critical``    ≥ 1.5       keep rate capped at ``CRITICAL_KEEP_RATE``; no arguments or returns
-``emergency``   ≥ 2         errors only (keep rate 0: only traces with an error or over the
-                            latency threshold are exported; rewritten functions record only
-                            the calls an exception escapes)
+``emergency``   ≥ 2         errors only (only spans with an error status are exported, each
+                            dropped or kept at its end; rewritten functions record only the
+                            calls an exception escapes)
 ==============  ==========  ===================================================================
 
 Levels rise when ``rise_after`` consecutive readings (two seconds by default) call for it, so a

@@ -6,6 +6,14 @@ and what that releases to every sink's queue. Both run on the application's thre
 in-memory work bounded by a short lock: they never wait for I/O. ``force_flush`` and
 ``shutdown`` spend ONE deadline across all sinks (not one per sink), and at shutdown what could
 not be delivered in time is spooled for the next start.
+
+At the governor's ``emergency`` level ("errors only") both hooks do as little as they can:
+``on_start`` does nothing, and ``on_end`` drops a span that has no error status at once (counted
+as ``governor``), before making its compact form, unless the tail sampler holds spans of its
+trace (which it then concludes as usual). A span with an error is kept, stamped with its
+correlation id at its end, and goes straight to the sinks: the decision is made. So under
+overload a span costs the hooks a few attribute reads instead of about 8 µs, and what is kept
+is the error spans themselves rather than whole traces (their parents may be missing).
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
 
 from execscope.attributes import CORRELATION_ID
-from execscope.processors._compact import CompactSpan, compact_span
+from execscope.processors._compact import ATTRIBUTES, TRACE_ID, CompactSpan, compact_span, with_attributes
 from execscope.processors._correlation import REGISTRY, CorrelationRegistry
 from execscope.processors._delivery import OtlpSink, Sink
-from execscope.processors._governor import Governor, Reading, resident_memory_bytes
-from execscope.processors._stats import PipelineStats
+from execscope.processors._governor import SHEDDING, Governor, Level, Reading, resident_memory_bytes
+from execscope.processors._stats import DropReason, PipelineStats
 from execscope.processors._tail import TailSampler
 
 _logger = logging.getLogger(__name__)
@@ -111,6 +120,9 @@ class ExecscopeSpanProcessor(SpanProcessor):
         self._on_shutdown = on_shutdown
         self._shut_down = False
         self.clock = HotPathClock()
+        #: Set once a span started at the emergency level: from then on, a span that ends
+        #: without a correlation id is given one at its end.
+        self._unstamped = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stats = self.stats
@@ -125,6 +137,9 @@ class ExecscopeSpanProcessor(SpanProcessor):
         clock.started(time.thread_time() - began)
 
     def _start(self, span: Span, parent_context: Context | None) -> None:
+        if SHEDDING.level >= Level.EMERGENCY:
+            self._unstamped = True  # stamped at its end, if it is kept
+            return
         try:
             context = parent_context if parent_context is not None else otel_context.get_current()
             span.set_attribute(CORRELATION_ID, self._registry.resolve(span.context.trace_id, context))
@@ -144,11 +159,46 @@ class ExecscopeSpanProcessor(SpanProcessor):
         clock.ended(time.thread_time() - began)
 
     def _end(self, span: ReadableSpan) -> None:
+        if SHEDDING.level >= Level.EMERGENCY:
+            self._end_in_emergency(span)
+            return
+        self._end_normally(span)
+
+    def _end_normally(self, span: ReadableSpan) -> None:
         try:
-            self._to_sinks(self.tail.offer(compact_span(span)))
+            compact = compact_span(span)
+            if self._unstamped:
+                compact = self._stamped(compact)
+            self._to_sinks(self.tail.offer(compact))
         except Exception:  # fail open
             self.stats.internal_errors += 1
             _logger.debug("execscope: pipeline error at span end", exc_info=True)
+
+    def _end_in_emergency(self, span: ReadableSpan) -> None:
+        """``on_end`` at the emergency level: errors only (see the module docstring)."""
+        try:
+            context = span.context
+            if context is not None and self.tail.holds(context.trace_id):
+                self._end_normally(span)
+                return
+            status = span.status
+            if status is None or status.status_code is not StatusCode.ERROR:
+                self.stats.drop(DropReason.GOVERNOR)
+                return
+            self._to_sinks([self._stamped(compact_span(span))])
+        except Exception:  # fail open
+            self.stats.internal_errors += 1
+            _logger.debug("execscope: pipeline error at span end", exc_info=True)
+
+    def _stamped(self, span: CompactSpan) -> CompactSpan:
+        """``span`` with its correlation id, when ``on_start`` did not stamp it (it started at
+        the emergency level): the id of its trace, or the caller's, from the context current
+        at its end (its parent's, where the span was entered with ``start_as_current_span``)."""
+        attributes = span[ATTRIBUTES]
+        if any(key == CORRELATION_ID for key, _ in attributes):
+            return span
+        correlation_id = self._registry.resolve(span[TRACE_ID], otel_context.get_current())
+        return with_attributes(span, (*attributes, (CORRELATION_ID, correlation_id)))
 
     def _to_sinks(self, released: list[CompactSpan]) -> None:
         for span in released:

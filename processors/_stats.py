@@ -20,7 +20,7 @@ class DropReason(str, Enum):
 
     #: The tail sampler decided its trace was not kept (keep rate, or the governor's lower rate).
     SAMPLING = "sampling"
-    #: The governor's emergency level keeps errors only.
+    #: The governor's emergency level keeps errors only: the span ended without an error status.
     GOVERNOR = "governor"
     #: The tail sampler's memory budget was full and its trace was decided early, not kept.
     BUDGET = "budget"

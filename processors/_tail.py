@@ -105,6 +105,10 @@ class TailSampler:
     def held_traces(self) -> int:
         return len(self._held)
 
+    def holds(self, trace_id: int) -> bool:
+        """Whether spans of ``trace_id`` wait here for their trace to be decided."""
+        return trace_id in self._held
+
     def effective_rate(self) -> float:
         return min(self.policy.keep_rate, self._keep_rate())
 

@@ -6,17 +6,22 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline_helpers import HeldExporter, pipeline
+from pipeline_helpers import HeldExporter, in_memory, pipeline
 
-from execscope.processors._correlation import CorrelationRegistry
+from execscope.attributes import CORRELATION_ID
+from execscope.processors._correlation import BAGGAGE_KEY, CorrelationRegistry
 from execscope.processors._governor import (
     CRITICAL_KEEP_RATE,
     DEGRADED_KEEP_RATE,
+    SHEDDING,
     Budgets,
     Governor,
     Level,
@@ -185,3 +190,75 @@ def test_the_monitor_reads_the_slowest_export_call_including_one_still_under_way
     assert finished.export_latency_s >= during.export_latency_s  # its whole duration, once over
     assert quiet.export_latency_s == 0.0  # nothing exported since
     assert status["export_latency_s"] == 0.0
+
+
+# ------------------------------------------------------------------------------- errors only
+
+
+@contextmanager
+def at_emergency() -> Iterator[None]:
+    """The emergency level for the block (set after the pipeline is built: a new governor
+    starts at normal)."""
+    SHEDDING.apply(Level.EMERGENCY)
+    try:
+        yield
+    finally:
+        SHEDDING.apply(Level.NORMAL)
+
+
+def test_at_the_emergency_level_only_spans_with_an_error_are_exported(tmp_path: Path) -> None:
+    with in_memory(tmp_path) as (pipe, exporter):
+        with at_emergency(), pipe.tracer.start_as_current_span("request"):
+            with pipe.tracer.start_as_current_span("fine"):
+                pass
+            with pytest.raises(ValueError), pipe.tracer.start_as_current_span("broken"):
+                raise ValueError("no")
+        pipe.flush()
+        stats = pipe.stats.snapshot()
+        held = pipe.processor.tail.held_traces
+    [broken] = exporter.get_finished_spans()
+    assert broken.name == "broken"
+    assert len(str((broken.attributes or {})[CORRELATION_ID])) == 32  # stamped at its end
+    assert stats["dropped"]["governor"] == 2  # type: ignore[index]
+    assert held == 0  # nothing was held for the trace to end
+
+
+def test_an_error_span_at_the_emergency_level_carries_its_callers_correlation_id(tmp_path: Path) -> None:
+    incoming = "0123456789abcdef0123456789abcdef"
+    token = otel_context.attach(baggage.set_baggage(BAGGAGE_KEY, incoming))
+    try:
+        with in_memory(tmp_path) as (pipe, exporter):
+            with at_emergency(), pytest.raises(KeyError), pipe.tracer.start_as_current_span("lookup"):
+                raise KeyError("missing")
+            pipe.flush()
+    finally:
+        otel_context.detach(token)
+    [span] = exporter.get_finished_spans()
+    assert (span.attributes or {})[CORRELATION_ID] == incoming
+
+
+def test_a_span_started_at_the_emergency_level_and_ended_after_it_gets_its_correlation_id(
+    tmp_path: Path,
+) -> None:
+    with in_memory(tmp_path) as (pipe, exporter):
+        with at_emergency():
+            span = pipe.tracer.start_span("long")
+        span.end()
+        pipe.flush()
+    [exported] = exporter.get_finished_spans()
+    assert len(str((exported.attributes or {})[CORRELATION_ID])) == 32
+
+
+def test_a_trace_held_when_the_level_rises_to_emergency_is_still_decided_at_its_root(
+    tmp_path: Path,
+) -> None:
+    with in_memory(tmp_path, tail_keep_rate=0.0, tail_latency_threshold="off") as (pipe, exporter):
+        root = pipe.tracer.start_span("root")
+        with trace.use_span(root), pytest.raises(ValueError), pipe.tracer.start_as_current_span("broken"):
+            raise ValueError("no")
+        assert pipe.processor.tail.held_traces == 1
+        with at_emergency():
+            root.end()  # no error of its own, at the emergency level
+        pipe.flush()
+    # The held trace had an error: the tail sampler keeps all of it, its root included.
+    assert sorted(span.name for span in exporter.get_finished_spans()) == ["broken", "root"]
