@@ -12,7 +12,7 @@ At the governor's ``emergency`` level ("errors only") both hooks do as little as
 as ``governor``), before making its compact form, unless the tail sampler holds spans of its
 trace (which it then concludes as usual). A span with an error is kept, stamped with its
 correlation id at its end, and goes straight to the sinks: the decision is made. So under
-overload a span costs the hooks a few attribute reads instead of about 8 µs, and what is kept
+overload a span costs the hooks about 1.7 µs instead of about 9 (see README), and what is kept
 is the error spans themselves rather than whole traces (their parents may be missing).
 """
 
