@@ -264,21 +264,27 @@ class Import(Variant):
         sys.dont_write_bytecode = self._wrote_bytecode
 
 
+def _verdict(result: Result, name: str, target: float) -> str:
+    """Wall and calling-thread CPU ratios to the baseline; met only when both are within ``target``
+    (the CPU figure leaves out what other processes on the machine took from the import)."""
+    variant = result.variant(name)
+    ratios = [variant.ratio]
+    text = f"{variant.ratio:.2f}x wall"
+    if variant.thread_cpu is not None:
+        ratios.append(variant.thread_cpu.ratio)
+        text += f", {variant.thread_cpu.ratio:.2f}x thread cpu"
+    return f"{text}: {'met' if max(ratios) <= target else 'MISSED'}"
+
+
 def notes(result: Result) -> list[str]:
     names = {variant.name for variant in result.variants}
     lines = ["targets (product spec):"]
     if {"rewritten_cold", "plain_cold"} <= names:
-        ratio = result.variant("rewritten_cold").ratio
-        verdict = "met" if ratio <= TARGET_COLD else "MISSED"
-        lines.append(
-            f"  rewriting, cold cache <= {TARGET_COLD:g}x a plain import compiling: {ratio:.2f}x: {verdict}"
-        )
+        verdict = _verdict(result, "rewritten_cold", TARGET_COLD)
+        lines.append(f"  rewriting, cold cache <= {TARGET_COLD:g}x a plain import compiling: {verdict}")
     if {"rewritten_warm", "plain_warm"} <= names:
-        ratio = result.variant("rewritten_warm").ratio
-        verdict = "met" if ratio <= TARGET_WARM else "MISSED"
-        lines.append(
-            f"  rewriting, warm cache <= {TARGET_WARM:g}x a plain import from .pyc: {ratio:.2f}x: {verdict}"
-        )
+        verdict = _verdict(result, "rewritten_warm", TARGET_WARM)
+        lines.append(f"  rewriting, warm cache <= {TARGET_WARM:g}x a plain import from .pyc: {verdict}")
     if {"libraries_hooked", "libraries_plain"} <= names:
         hooked = result.variant("libraries_hooked").metrics.get("imports_ms", 0.0)
         plain = result.variant("libraries_plain").metrics.get("imports_ms", 0.0)
@@ -288,9 +294,11 @@ def notes(result: Result) -> list[str]:
                 f" with the hook vs {plain:.1f} ms without = {hooked / plain:.3f}x)"
             )
     if {"roundtrip_cold", "plain_cold"} <= names:
-        ratio = result.variant("roundtrip_cold").ratio
+        round_trip = result.variant("roundtrip_cold")
+        cpu = f", {round_trip.thread_cpu.ratio:.2f}x thread cpu" if round_trip.thread_cpu is not None else ""
         lines.append(
-            f"  (parsing to ast objects and compiling them back, no rewrite: {ratio:.2f}x a plain import)"
+            "  (parsing to ast objects and compiling them back, no rewrite: "
+            f"{round_trip.ratio:.2f}x wall{cpu} a plain import)"
         )
     if {"rewritten_cold", "plain_warm"} <= names:
         ratio = result.variant("rewritten_cold").median_ns / result.variant("plain_warm").median_ns
@@ -329,6 +337,10 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
             "libraries_hooked": "libraries_plain",
         },
         notes=notes,
+        # The imports run on the calling thread: its CPU is the import's cost without what other
+        # processes took meanwhile. (A ``libraries_*`` variant's work is in a new interpreter,
+        # its own figure.)
+        measure_cpu=True,
     )
 
 
