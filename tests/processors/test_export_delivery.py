@@ -258,13 +258,19 @@ def test_a_flush_waits_for_the_batch_being_sent_not_just_for_an_empty_queue(tmp_
         assert [span.name for span in exporter.get_finished_spans()] == ["in flight"]
 
 
-def test_several_batches_are_on_their_way_at_once_and_a_flush_waits_for_every_answer(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def stalled(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> OTLPSpanExporter:
+    """An exporter to a receiver that holds every request until released, in batches of 100
+    spans, with a timeout longer than the tests wait."""
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
     receiver.stall.set()
-    exporter = OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=30)
-    with pipeline(tmp_path, [exporter]) as pipe:
+    return OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=30)
+
+
+def test_several_batches_are_on_their_way_at_once_and_a_flush_waits_for_every_answer(
+    tmp_path: Path, receiver: Receiver, stalled: OTLPSpanExporter
+) -> None:
+    with pipeline(tmp_path, [stalled]) as pipe:
         sink = sink_of(pipe)
         sent = make_spans(pipe, 600)
         flushed: list[bool] = []
@@ -285,16 +291,11 @@ def test_several_batches_are_on_their_way_at_once_and_a_flush_waits_for_every_an
 
 
 def test_at_the_deadline_the_batches_on_their_way_and_the_one_waiting_for_room_are_spooled(
-    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, receiver: Receiver, stalled: OTLPSpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
-    receiver.stall.set()
-    exporter = OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=30)
-    with pipeline(tmp_path, [exporter], export_flush_deadline=0.5, spool_dir=tmp_path / "spool") as pipe:
+    with pipeline(tmp_path, [stalled], export_flush_deadline=0.5, spool_dir=tmp_path / "spool") as pipe:
         sink = sink_of(pipe)
         make_spans(pipe, 600)
-        pipe.processor._to_sinks(pipe.processor.tail.flush())
-        sink._wake.set()
         assert receiver.wait_held(sink.transport.concurrency)
         deadline = time.monotonic() + 10
         while sink.queue_depth > 100 and time.monotonic() < deadline:  # a fifth batch waits for room
@@ -308,6 +309,6 @@ def test_at_the_deadline_the_batches_on_their_way_and_the_one_waiting_for_room_a
         assert time.monotonic() - began < 0.5 + 1.0
         stats = pipe.stats.snapshot()
         receiver.release()
-        exporter.shutdown()
+        stalled.shutdown()
     assert stats["spooled"] == 600
     assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
