@@ -95,7 +95,8 @@ def build_pipeline(
         spool = None
         if settings.spool:
             spool = Spool(spool_folder(settings, transport.name), settings.spool_max_mb * 1024 * 1024)
-        timeout_s = _positive_number(_TIMEOUT_ENV, 10.0)
+        # The exporter's own timeout, as it resolved it (argument or OTEL_EXPORTER_OTLP_* setting).
+        timeout_s = transport.timeout_s or _positive_number(_TIMEOUT_ENV, 10.0)
         sinks.append(OtlpSink(transport, spool, stats, masking, timeout_s=timeout_s, **queue))
     tail = TailSampler(
         TailPolicy(

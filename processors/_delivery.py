@@ -132,7 +132,7 @@ class Sink(ABC):
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
         leftover = self._take(len(self._queue))
-        if leftover or (worker is not None and worker.is_alive()):
+        if leftover or self._unsettled() or (worker is not None and worker.is_alive()):
             self._at_deadline(leftover)
         self._close()
 
@@ -340,6 +340,8 @@ class OtlpSink(Sink):
         self._export_began = self._in_flight[0].began
         try:
             request.pending = self.transport.start(request.payload, self._timeout_s)
+            # The worker takes the answer as soon as it is in, not when it next has spans.
+            request.pending.when_done(self._wake.set)
         except Exception as error:  # fail open: it is answered as "try again later"
             _logger.debug("execscope: %s could not send a batch: %s", self.name, error)
 
@@ -394,12 +396,12 @@ class OtlpSink(Sink):
         spool = self.spool
         if spool is None:
             return
-        self._settle()  # the spool is delivered oldest first, after everything already sent
         while not self._stopping and self.breaker.allows():
             record = spool.peek()
             if record is None:
                 return
             payload, count = record
+            self._settle()  # the spool is delivered oldest first, after everything already sent
             request = _Request(payload, count, from_spool=True)
             self._in_flight.append(request)
             self._send(request)
@@ -416,8 +418,9 @@ class OtlpSink(Sink):
                 self._stats.drop(DropReason.EXPORT_FAILURE, count)
 
     def _idle(self) -> None:
-        # Every request sent is answered before the worker rests, so a flush ends with them.
-        self._settle()
+        # The answers already in; each later one wakes the worker (see _send), which does not
+        # wait here for them: spans queued meanwhile are encoded and sent in the meantime.
+        self._settle(wait=False)
         # Also when nothing of its own is pending: peeking adopts the spool areas of processes
         # that died since (rate-limited inside the spool), so their spans are delivered too.
         if self.spool is not None:

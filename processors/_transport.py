@@ -12,6 +12,7 @@ changes them fails loudly instead of losing spans.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, Protocol
 
@@ -55,6 +56,9 @@ class Pending(Protocol):
 
     def result(self) -> Sent: ...
 
+    def when_done(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (on any thread) once the answer is in, or now if it is."""
+
 
 class Answered:
     """A request whose answer is already known (a transport that sends synchronously)."""
@@ -70,11 +74,17 @@ class Answered:
     def result(self) -> Sent:
         return self._sent
 
+    def when_done(self, callback: Callable[[], object]) -> None:
+        callback()
+
 
 class Transport(Protocol):
     """Delivers one encoded ``ExportTraceServiceRequest``, in one attempt (no retries inside)."""
 
     name: str
+    #: The exporter's own timeout per request (its argument, or the ``OTEL_EXPORTER_OTLP_*``
+    #: setting it read), seconds; None where it could not be read.
+    timeout_s: float | None
     #: How many requests :meth:`start` may have on their way at once (1: it answers before returning).
     concurrency: int
 
@@ -98,6 +108,9 @@ class _GrpcPending:
 
     def done(self) -> bool:
         return self._sent is not None or bool(self._future.done())
+
+    def when_done(self, callback: Callable[[], object]) -> None:
+        self._future.add_done_callback(lambda _: callback())
 
     def result(self) -> Sent:
         if self._sent is None:
@@ -123,6 +136,7 @@ class GrpcTransport:
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
         self.name = f"OTLP/gRPC {exporter._endpoint}"
+        self.timeout_s = _positive(getattr(exporter, "_timeout", None))
         #: Which channel is current: requests on a channel already replaced do not replace it again.
         self._channel = 0
         self._call = self._bind()
@@ -183,6 +197,7 @@ class HttpTransport:
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter
         self.name = f"OTLP/HTTP {exporter._endpoint}"
+        self.timeout_s = _positive(getattr(getattr(exporter, "_client", None), "_timeout", None))
 
     def send(self, payload: bytes, timeout_s: float) -> Sent:
         client = self._exporter._client
@@ -209,6 +224,10 @@ class HttpTransport:
             self._exporter.shutdown()
         except Exception as error:  # fail open
             _logger.debug("execscope: closing %s failed: %s", self.name, error)
+
+
+def _positive(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def transport_for(exporter: SpanExporter) -> Transport | None:

@@ -295,7 +295,10 @@ def test_at_the_deadline_the_batches_on_their_way_and_the_one_waiting_for_room_a
 ) -> None:
     with pipeline(tmp_path, [stalled], export_flush_deadline=0.5, spool_dir=tmp_path / "spool") as pipe:
         sink = sink_of(pipe)
-        make_spans(pipe, 600)
+        with monkeypatch.context() as queued_first:  # every span queued before the worker starts:
+            queued_first.setattr(sink, "_start_worker", lambda: None)  # it takes full batches
+            make_spans(pipe, 600)
+        sink._start_worker()
         assert receiver.wait_held(sink.transport.concurrency)
         deadline = time.monotonic() + 10
         while sink.queue_depth > 100 and time.monotonic() < deadline:  # a fifth batch waits for room
@@ -312,3 +315,17 @@ def test_at_the_deadline_the_batches_on_their_way_and_the_one_waiting_for_room_a
         stalled.shutdown()
     assert stats["spooled"] == 600
     assert sum(stats["dropped"].values()) == 0  # type: ignore[attr-defined]
+
+
+def test_a_request_waits_for_its_answer_as_long_as_the_exporters_own_timeout(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.stall.set()
+    exporter = OTLPSpanExporter(endpoint=receiver.endpoint, insecure=True, timeout=1)
+    with pipeline(tmp_path, [exporter], spool_dir=tmp_path / "spool") as pipe:
+        make_spans(pipe, 1)
+        began = time.monotonic()
+        assert pipe.processor.force_flush(8_000)  # answered "deadline exceeded" after 1 s, not 10
+        assert time.monotonic() - began < 5
+        assert pipe.stats.snapshot()["spooled"] == 1
+        receiver.release()
