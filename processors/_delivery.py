@@ -7,10 +7,11 @@ queue drops the span and counts it (``queue_full``); the governor lowers the loa
 that happens.
 
 The OTLP sink encodes each batch once and sends the bytes through the official exporter's
-channel. When the receiver is down or slow its circuit breaker opens and batches go to the
-on-disk spool instead, in order; the worker probes the receiver with the oldest spooled batch
-and, once it answers, delivers the spool oldest first before anything newer. At exit the queue
-is shipped within the flush deadline and whatever is left is spooled for the next start.
+channel, several requests at once over gRPC (each answer wakes the worker). When the receiver is
+down or slow its circuit breaker opens and batches go to the on-disk spool instead, in order;
+the worker probes the receiver with the oldest spooled batch and, once it answers, delivers the
+spool oldest first before anything newer. At exit the queue is shipped within the flush deadline
+and whatever is left, requests still unanswered included, is spooled for the next start.
 """
 
 from __future__ import annotations
