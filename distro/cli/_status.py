@@ -63,15 +63,19 @@ def _line(status: dict[str, Any]) -> str:
         + (
             ", ".join(f"{count} {reason}" for reason, count in sorted(dropped.items())) if dropped else "none"
         ),
-        "  calls of traced functions not recorded: "
-        + (
-            ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in unrecorded.items())
-            if unrecorded
-            else "none"
-        ),
         f"  execscope cpu: {100 * float(status.get('cpu_share', 0)):.1f}% of a core, "
         f"memory {int(status.get('memory_bytes', 0)) / 2**20:.0f} MiB",
     ]
+    if "calls_not_recorded" in status:  # a process whose functions the auto-instrumentor rewrites
+        parts.insert(
+            3,
+            "  calls of traced functions not recorded: "
+            + (
+                ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in unrecorded.items())
+                if unrecorded
+                else "none"
+            ),
+        )
     if failing:
         parts.append("  exporter failing: " + ", ".join(failing))
     return "\n".join(parts)

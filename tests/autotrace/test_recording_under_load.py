@@ -205,6 +205,7 @@ def test_the_status_and_metrics_report_the_calls_left_without_a_span(tmp_path: P
 
     status = {"running": True, "pid": 1, "service": "demo", "calls_not_recorded": after}
     assert f"{after['below_min_duration']} below min duration" in _line(status)
+    assert "not recorded" not in _line({"running": True, "pid": 2, "service": "no rewritten code"})
 
     reader = InMemoryMetricReader()
     monitor.processor = types.SimpleNamespace(stats=PipelineStats(), sinks=())
