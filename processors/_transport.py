@@ -88,8 +88,6 @@ class Transport(Protocol):
     #: How many requests :meth:`start` may have on their way at once (1: it answers before returning).
     concurrency: int
 
-    def send(self, payload: bytes, timeout_s: float) -> Sent: ...
-
     def start(self, payload: bytes, timeout_s: float) -> Pending: ...
 
     def close(self) -> None: ...
@@ -145,15 +143,6 @@ class GrpcTransport:
         # Bytes in, no deserialising of the (empty) response: grpcio passes ``bytes`` through
         # when no serializer is given.
         return self._exporter._channel.unary_unary(_GRPC_METHOD)
-
-    def send(self, payload: bytes, timeout_s: float) -> Sent:
-        import grpc
-
-        try:
-            self._call(payload, metadata=self._exporter._headers or None, timeout=timeout_s)
-            return Sent.DELIVERED
-        except grpc.RpcError as error:
-            return self.failed(error, self._channel)
 
     def start(self, payload: bytes, timeout_s: float) -> Pending:
         future = self._call.future(payload, metadata=self._exporter._headers or None, timeout=timeout_s)
