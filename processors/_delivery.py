@@ -319,11 +319,10 @@ class OtlpSink(Sink):
         # the shutdown deadline accounts for it however far it got.
         request = _Request(encode_compact_request(batch), len(batch), from_spool=False)
         self._settle(wait=False)  # the answers already in
-        spool = self.spool
         self._in_flight.append(request)
-        if spool is None or not (self.breaker.open or spool.pending_spans):
+        if not self._spooling():
             self._settle(keep=self.transport.concurrency)  # room for this one, the newest
-        if spool is not None and (self.breaker.open or spool.pending_spans):
+        if self._spooling():  # asked again: an answer taken while waiting may have opened the breaker
             self._in_flight.remove(request)
             self._settle()  # their answers come first: a refused one is spooled before this one
             if not request.abandoned:
@@ -331,6 +330,11 @@ class OtlpSink(Sink):
             self._drain()
             return
         self._send(request)
+
+    def _spooling(self) -> bool:
+        """Whether a new batch goes to the spool: the breaker is open, or older batches wait there."""
+        spool = self.spool
+        return spool is not None and (self.breaker.open or bool(spool.pending_spans))
 
     def _send(self, request: _Request) -> None:
         """Start sending ``request``, already the newest of the requests on their way."""
@@ -378,11 +382,6 @@ class OtlpSink(Sink):
 
     def _unsettled(self) -> int:
         return sum([request.count for request in list(self._in_flight) if not request.from_spool])
-
-    def take_slowest_export_s(self) -> float:
-        oldest = self._export_began
-        slowest = super().take_slowest_export_s()
-        return max(slowest, time.monotonic() - oldest) if oldest is not None else slowest
 
     def _to_spool(self, payload: bytes, count: int) -> None:
         if self.spool is None:
