@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -66,9 +66,22 @@ from execscope.processors._compact import (
     compact_span,
 )
 
-__all__ = ["encode_compact_request", "encode_request"]
+#: The ScopeSpans.spans field of a span written in C for the common span (``_wire.c``); it answers
+#: None for any span it leaves to ``_encode_span`` below, which stays the specification.
+_compiled_span_field: Callable[[CompactSpan], bytes | None] | None
+try:
+    from execscope.processors import _wire  # type: ignore[attr-defined]
+
+    _compiled_span_field = _wire.span_field
+except ImportError:  # not compiled at install: the Python encoder does it all
+    _compiled_span_field = None
+
+__all__ = ["ACCELERATED", "encode_compact_request", "encode_request"]
 
 _logger = logging.getLogger(__name__)
+
+#: Whether spans are encoded by the compiled encoder (``_wire.c``) where it can.
+ACCELERATED: Final = _compiled_span_field is not None
 
 # Why hand-written wire encoding rather than the protobuf library: the library's cost is in making
 # one Python message object per span, event, attribute and value (and in its type checks on every
@@ -445,7 +458,7 @@ class _ScopeGroup:
     def __init__(self, scope_field: bytes, schema_field: bytes) -> None:
         self.scope_field = scope_field
         self.schema_field = schema_field
-        #: Alternately the length prefix of a ScopeSpans.spans field and the span's body.
+        #: The ScopeSpans.spans fields, one per span.
         self.spans: list[bytes] = []
 
     def encode(self) -> bytes:
@@ -495,9 +508,13 @@ def _encode(spans: Sequence[CompactSpan], failures: list[Exception], total: int)
     # resource and scope, by equality), each in order of first appearance.
     groups: dict[int, _ResourceGroup] = {}
     targets: dict[int, list[bytes]] = {}
+    compiled = _compiled_span_field
     for span in spans:
         try:
-            body = _encode_span(span)
+            field = compiled(span) if compiled is not None else None
+            if field is None:
+                body = _encode_span(span)
+                field = _SCOPE_SPANS_SPAN + _varint(len(body)) + body
             origin = span[ORIGIN]
             target = targets.get(origin)
             if target is None:
@@ -511,7 +528,7 @@ def _encode(spans: Sequence[CompactSpan], failures: list[Exception], total: int)
                 groups[resource_key] = group
                 group.scopes[origin] = scope_group
                 target = targets[origin] = scope_group.spans
-            target += (_SCOPE_SPANS_SPAN + _varint(len(body)), body)
+            target.append(field)
         except Exception as error:
             failures.append(error)
     if failures:

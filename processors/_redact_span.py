@@ -6,7 +6,7 @@ from typing import Any
 
 from execscope.capture import Redactor
 from execscope.processors._compact import ATTRIBUTES, EVENTS, CompactSpan, Pairs, with_attributes
-from execscope.processors._redaction import SpanMasking, as_masking, redact_attributes
+from execscope.processors._redaction import SpanMasking, as_masking, known_clean, redact_attributes
 
 
 def _masked_pairs(pairs: Pairs, masking: SpanMasking) -> Pairs | None:
@@ -25,6 +25,8 @@ def redact_span(span: CompactSpan, masking: SpanMasking | Redactor) -> CompactSp
     """
     masking = as_masking(masking)
     if not masking.enabled:
+        return span
+    if known_clean(span, masking):
         return span
     attributes = _masked_pairs(span[ATTRIBUTES], masking)
     events: list[tuple[Any, ...]] | None = None

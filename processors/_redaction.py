@@ -23,7 +23,7 @@ for and means redaction only (its SQL parameters are masked, its statements are 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -97,6 +97,30 @@ def as_masking(masking: SpanMasking | Redactor) -> SpanMasking:
     if isinstance(masking, SpanMasking):
         return masking
     return SpanMasking(masking, sanitize_sql=False)
+
+
+#: ``clean_span(span, clean, skip_keys, unmasked_key, max_length)`` of ``_wire.c``: True when
+#: masking would change none of a compact span's attributes nor its events', as far as the clean
+#: set and the value types tell.
+_compiled_clean_span: Callable[[tuple[Any, ...], set[tuple[str, str]], frozenset[str], str, int], bool] | None
+try:
+    from execscope.processors import _wire  # type: ignore[attr-defined]
+
+    _compiled_clean_span = _wire.clean_span
+except ImportError:  # not compiled at install: every span goes through redact_attributes
+    _compiled_clean_span = None
+
+
+def known_clean(span: tuple[Any, ...], masking: SpanMasking) -> bool:
+    """True when masking is already known to change nothing in a compact span: each of its and its
+    events' attributes is a number, ``None``, execscope's correlation id, or a string pair in
+    ``masking.clean``, and none is a SQL attribute. False means "not known" (the attributes must
+    go through ``redact_attributes``), always so where the compiled check is not installed. Why:
+    for the spans seen most often, one C call then replaces a Python loop over each attribute."""
+    check = _compiled_clean_span
+    if check is None or not masking.redactor.enabled:
+        return False
+    return check(span, masking.clean, _SQL_KEYS, CORRELATION_ID, _CLEAN_MAX_LENGTH)
 
 
 def _sensitive_key(key: str, redactor: Redactor) -> bool:

@@ -5,6 +5,9 @@ message equal to ``encode_spans(spans)``. Spans come from a real ``TracerProvide
 make them, and are built as ``ReadableSpan``s only for what it cannot (fixed IDs, values the SDK
 would clean). Where the official encoder fails (lone surrogates, a broken span), ``encode_request``
 still encodes, and the test says what it writes instead.
+
+Every test runs twice: with the compiled encoder of the common span (``_wire.c``, which hands any
+other span to the Python encoder) and with the Python encoder alone.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from execscope.processors import _otlp_encoding
 from execscope.processors._otlp_encoding import encode_request
 
 INT64_MIN = -(2**63)
@@ -36,6 +40,16 @@ TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 SPAN_ID = 0x00F067AA0BA902B7
 RESOURCE = Resource({"service.name": "checkout", "host.name": "web-1"})
 SCOPE = InstrumentationScope("execscope.tests", "1.0")
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "python":
+        monkeypatch.setattr(_otlp_encoding, "_compiled_span_field", None)
+    elif not _otlp_encoding.ACCELERATED:
+        pytest.skip("the compiled encoder is not built here")
+    name: str = request.param
+    return name
 
 
 def decoded(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
@@ -526,7 +540,12 @@ def replaced(value: Any) -> Any:
     return value
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The fixture that picks the encoder is the same for every example.
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(span_attributes=ATTRIBUTES, event_attributes=ATTRIBUTES, link_attributes=ATTRIBUTES)
 def test_generated_attributes_match_the_official_encoder(
     span_attributes: dict[str, Any], event_attributes: dict[str, Any], link_attributes: dict[str, Any]
