@@ -33,10 +33,10 @@ speedups = Extension(
 
 # The export worker's per-span encoding and masking check, optional in the same way: without it
 # the pure-Python encoder (the specification it is tested against) runs.
-wire = Extension(
-    "execscope.processors._wire",
-    sources=["processors/_wire.c"],
+accelerated = Extension(
+    "execscope.processors._accelerated",
+    sources=["processors/_accelerated.c"],
     optional=True,
 )
 
-setup(packages=packages, package_dir=package_dir, ext_modules=[speedups, wire])
+setup(packages=packages, package_dir=package_dir, ext_modules=[speedups, accelerated])

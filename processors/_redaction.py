@@ -99,14 +99,14 @@ def as_masking(masking: SpanMasking | Redactor) -> SpanMasking:
     return SpanMasking(masking, sanitize_sql=False)
 
 
-#: ``clean_span(span, clean, skip_keys, unmasked_key, max_length)`` of ``_wire.c``: True when
+#: ``clean_span(span, clean, skip_keys, unmasked_key, max_length)`` of ``_accelerated.c``: True when
 #: masking would change none of a compact span's attributes nor its events', as far as the clean
 #: set and the value types tell.
 _compiled_clean_span: Callable[[tuple[Any, ...], set[tuple[str, str]], frozenset[str], str, int], bool] | None
 try:
-    from execscope.processors import _wire  # type: ignore[attr-defined]
+    from execscope.processors import _accelerated  # type: ignore[attr-defined]
 
-    _compiled_clean_span = _wire.clean_span
+    _compiled_clean_span = _accelerated.clean_span
 except ImportError:  # not compiled at install: every span goes through redact_attributes
     _compiled_clean_span = None
 

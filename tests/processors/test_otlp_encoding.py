@@ -6,7 +6,7 @@ make them, and are built as ``ReadableSpan``s only for what it cannot (fixed IDs
 would clean). Where the official encoder fails (lone surrogates, a broken span), ``encode_request``
 still encodes, and the test says what it writes instead.
 
-Every test runs twice: with the compiled encoder of the common span (``_wire.c``, which hands any
+Every test runs twice: with the compiled encoder of the common span (``_accelerated.c``, which hands any
 other span to the Python encoder) and with the Python encoder alone.
 """
 

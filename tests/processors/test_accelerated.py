@@ -1,7 +1,9 @@
-"""The export worker's compiled fast path (``_wire.c``) agrees with the Python code it speeds up.
+"""The pipeline's compiled fast path (``_accelerated.c``) agrees with the Python code it speeds up.
 
-Two functions, each a shortcut for the common span that hands everything else back:
+Three functions, each a shortcut for the common span that hands everything else back:
 
+- ``compact_span`` makes an ended span's compact tuple, as ``_compact.compact_span`` does, or
+  answers None and leaves the span to it;
 - ``span_field`` writes a compact span's OTLP field byte for byte as the Python encoder does, or
   answers None and leaves the span to it;
 - ``known_clean`` says a span needs no masking only when ``redact_attributes`` would indeed change
@@ -21,12 +23,29 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 
 from execscope.attributes import CORRELATION_ID
 from execscope.capture import Redactor
-from execscope.processors import _otlp_encoding
-from execscope.processors._compact import ATTRIBUTES, EVENTS, CompactSpan
+from execscope.processors import _compact, _otlp_encoding
+from execscope.processors._compact import ATTRIBUTES, EVENTS, ORIGINS, CompactSpan, compact_span
 from execscope.processors._redaction import SpanMasking, known_clean, redact_attributes
+from execscope.tracing import ExecscopeTracerProvider
 
 pytestmark = pytest.mark.skipif(
     not _otlp_encoding.ACCELERATED and os.environ.get("CI") != "true",
@@ -151,7 +170,7 @@ def compiled_field(span: CompactSpan) -> bytes | None:
 
 
 def test_ci_builds_the_compiled_fast_path() -> None:
-    assert _otlp_encoding.ACCELERATED, "execscope.processors._wire was not compiled or does not load"
+    assert _otlp_encoding.ACCELERATED, "execscope.processors._accelerated was not compiled or does not load"
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -292,3 +311,122 @@ def test_known_clean_only_where_masking_changes_nothing(
         redact_attributes(dict(attributes), masks)
     if known_clean(span_with(span), masks):
         assert redact_attributes(dict(span), masks) is None
+
+
+# -- compact_span ---------------------------------------------------------------------------------
+
+
+def python_compact(span: ReadableSpan) -> CompactSpan:
+    saved, _compact._compiled_compact_span = _compact._compiled_compact_span, None
+    try:
+        return compact_span(span)
+    finally:
+        _compact._compiled_compact_span = saved
+
+
+def compiled_compact(span: ReadableSpan) -> CompactSpan | None:
+    compiled = _compact._compiled_compact_span
+    assert compiled is not None
+    made: CompactSpan | None = compiled(span, ORIGINS.key)
+    return made
+
+
+PLAIN = st.none() | st.booleans() | INT64 | st.floats(allow_nan=False) | st.text(max_size=20)
+ATTRIBUTE_VALUES = PLAIN | st.lists(st.text(max_size=5), max_size=3) | st.lists(INT64, max_size=3).map(tuple)
+SPAN_ATTRIBUTES = st.dictionaries(st.text(min_size=1, max_size=8), ATTRIBUTE_VALUES, max_size=6)
+PARENTS = st.sampled_from(["root", "local", "remote"])
+
+
+class CountingIds(IdGenerator):
+    """IDs that do not draw on the ``random`` module (which hypothesis asks strategies not to use)."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def generate_span_id(self) -> int:
+        self.last += 1
+        return self.last
+
+    def generate_trace_id(self) -> int:
+        self.last += 1
+        return (1 << 100) + self.last
+
+
+@st.composite
+def ended_spans(draw: st.DrawFn) -> ReadableSpan:
+    """A span made by the distro's provider, with whatever a span can carry, limits reached at times."""
+    exporter = InMemorySpanExporter()
+    limits = SpanLimits(max_span_attributes=5, max_events=2, max_links=1, max_event_attributes=2)
+    provider = ExecscopeTracerProvider(
+        resource=Resource({"service.name": "shop"}), span_limits=limits, id_generator=CountingIds()
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("execscope.tests", draw(st.sampled_from([None, "1.0"])))
+    parent = draw(PARENTS)
+    context = None
+    if parent != "root":
+        state = TraceState([("vendor", "value")]) if draw(st.booleans()) else TraceState()
+        parent_context = SpanContext(
+            0x0AF7651916CD43DD8448EB211C80319C,
+            0x1234,
+            is_remote=parent == "remote",
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            trace_state=state,
+        )
+        context = set_span_in_context(NonRecordingSpan(parent_context))
+    links = [
+        Link(SpanContext(7, 9, is_remote=draw(st.booleans())), draw(SPAN_ATTRIBUTES))
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    span = tracer.start_span(
+        "operation",
+        context=context,
+        kind=draw(st.sampled_from(SpanKind)),
+        attributes=draw(SPAN_ATTRIBUTES),
+        links=links,
+    )
+    for key, value in draw(SPAN_ATTRIBUTES).items():
+        span.set_attribute(key, value)
+    for _ in range(draw(st.integers(0, 3))):
+        span.add_event(draw(st.text(max_size=6)), draw(SPAN_ATTRIBUTES))
+    status = draw(st.sampled_from([None, StatusCode.OK, StatusCode.ERROR]))
+    if status is not None:
+        span.set_status(
+            Status(status, draw(st.none() | st.text(max_size=10)) if status is StatusCode.ERROR else None)
+        )
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    return ended
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span=ended_spans())
+def test_a_span_of_the_distros_provider_is_compacted_in_c_exactly_as_in_python(span: ReadableSpan) -> None:
+    assert compiled_compact(span) == python_compact(span)
+
+
+def test_spans_of_the_sdks_provider_are_compacted_in_c_too() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("sdk", attributes={"a": 1}) as span:
+        span.add_event("checkpoint", {"index": 1})
+    (sdk_span,) = exporter.get_finished_spans()
+    assert compiled_compact(sdk_span) == python_compact(sdk_span)
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        pytest.param(
+            ReadableSpan("plain-dict", SpanContext(1, 2, False), attributes={"a": 1}), id="plain-dict"
+        ),
+        pytest.param(ReadableSpan("no-context"), id="no-context"),
+        pytest.param(
+            ReadableSpan("events-in-a-list", SpanContext(1, 2, False), events=[Event("e", {"a": 1})]),
+            id="events-in-a-list",
+        ),
+    ],
+)
+def test_what_the_compiled_compaction_leaves_to_python(span: ReadableSpan) -> None:
+    assert compiled_compact(span) is None

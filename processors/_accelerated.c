@@ -1,31 +1,36 @@
 /*
- * The export worker's per-span work in C: a compact span's OTLP ``Span`` field, and the check
- * that a span's attributes hold nothing the masking would change.
+ * The span pipeline's per-span work in C, for the common span:
  *
- * Why C: the worker's CPU is execscope's export cost, and with spans made in a tight loop it
- * shares the machine with the application. Written in Python (``_otlp_encoding._encode_span``
- * and ``_redaction.redact_attributes``), the two cost about 7 and 3 µs per span of five
- * attributes and one event; here they cost a small fraction of that (``python -m bench
- * otlp_encoding`` measures both encoders side by side).
+ * - on the application's thread, ``compact_span``: an ended SDK span as the pipeline's plain
+ *   tuple (``_compact.compact_span``);
+ * - on the export worker, ``clean_span``: whether masking is already known to change nothing in
+ *   it (``_redaction.redact_attributes``), and ``span_field``: its OTLP ``Span`` field
+ *   (``_otlp_encoding._encode_span``).
  *
- * What is here is deliberately the common case only. Both functions answer None (or False) for
+ * Why C: with spans made in a tight loop, these are most of what execscope adds to making a span,
+ * and the application shares the machine with the export worker. Written in Python they cost about
+ * 5, 3 and 7 µs per span of five attributes and one event; here a small fraction of that
+ * (README: "Span pipeline", and ``python -m bench otlp_encoding`` for the encoder alone).
+ *
+ * What is here is deliberately the common case only. Each function answers None (or False) for
  * anything outside it, without raising, and the caller then runs the Python implementation,
  * which stays the specification: a value of a type other than str, bool, int, float, bytes,
  * None or a tuple or list of those; a str or int subclass; a string with lone surrogates; an
- * integer or timestamp out of range; an attribute the masking has not already seen to be clean.
- * The output is byte for byte what the Python encoder writes (tests compare the two on generated
- * spans).
+ * integer or timestamp out of range; an attribute map that is not a plain dict underneath; an
+ * attribute the masking has not already seen to be clean. The results are exactly what the
+ * Python code makes (tests compare the two on generated spans).
  *
- * Neither function calls back into Python code: both read only exact built-in types, whose
- * hashing and comparison are the interpreter's own, so the GIL is held throughout and nothing
- * can change a span under them (compact spans are tuples of immutable values in any case).
+ * ``clean_span`` and ``span_field`` never call back into Python code: they read only exact
+ * built-in types, whose hashing and comparison are the interpreter's own. ``compact_span`` calls
+ * Python for what it does not read itself (a trace state header, a link, the origin key), as the
+ * Python code would.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
-/* The compact span's fields (processors/_compact.py; the module checks them at import). */
+/* The compact span's fields (processors/_compact.py). */
 enum {
     NAME = 0,
     TRACE_ID = 1,
@@ -644,7 +649,369 @@ clean_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(result);
 }
 
+/* -- compact_span: an ended SDK span as the pipeline's plain tuple (processors/_compact.py) -- */
+
+/* What compact_span reads, set once by configure(). */
+static PyObject *SpanContextType, *TraceStateType, *EventType, *BoundedListType, *SpanKindType,
+    *StatusType, *StatusCodeType, *DictBackedTypes, *TraceStateHeader, *CompactLink;
+/* Interned attribute names. */
+static PyObject *s_name, *s_context, *s_parent, *s_kind, *s_start_time, *s_end_time, *s_status,
+    *s_resource, *s_instrumentation_scope, *s_attributes, *s_events, *s_links, *s_dict, *s_dropped,
+    *s_dq, *s_timestamp, *s_value, *s_status_code, *s_description;
+
+/* A new reference to ``owner.name``; NULL (with the error cleared) where it has none. */
+static PyObject *
+field_of(PyObject *owner, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(owner, name);
+    if (value == NULL) {
+        PyErr_Clear();
+    }
+    return value;
+}
+
+/* Whether ``type(value)`` is exactly ``expected``. */
+static int
+is_a(PyObject *value, PyObject *expected)
+{
+    return expected != NULL && (PyObject *)Py_TYPE(value) == expected;
+}
+
+/* ``_compact._pairs``: the pairs of a dict-backed attribute map and its drop count, as two new
+ * references; 0 on success, FALLBACK for any other map. */
+static int
+pairs_of(PyObject *attributes, PyObject **pairs, PyObject **dropped)
+{
+    if (attributes == Py_None) {
+        *pairs = PyTuple_New(0);
+        *dropped = PyLong_FromLong(0);
+        return *pairs != NULL && *dropped != NULL ? OK : FALLBACK;
+    }
+    int backed = PySequence_Contains(DictBackedTypes, (PyObject *)Py_TYPE(attributes));
+    if (backed != 1) {
+        PyErr_Clear();
+        return FALLBACK;
+    }
+    PyObject *items = field_of(attributes, s_dict);
+    /* A plain dict only: an OrderedDict's own order may differ from the dict underneath. */
+    if (items == NULL || !PyDict_CheckExact(items)) {
+        Py_XDECREF(items);
+        return FALLBACK;
+    }
+    *dropped = field_of(attributes, s_dropped);
+    if (*dropped == NULL || !PyLong_CheckExact(*dropped)) {
+        Py_XDECREF(*dropped);
+        Py_DECREF(items);
+        return FALLBACK;
+    }
+    *pairs = PyTuple_New(PyDict_GET_SIZE(items));
+    Py_ssize_t position = 0, index = 0;
+    PyObject *key, *value;
+    while (*pairs != NULL && PyDict_Next(items, &position, &key, &value)) {
+        PyObject *pair = PyTuple_Pack(2, key, value);
+        if (pair == NULL) {
+            Py_CLEAR(*pairs);
+            break;
+        }
+        PyTuple_SET_ITEM(*pairs, index++, pair);
+    }
+    Py_DECREF(items);
+    if (*pairs == NULL) {
+        Py_DECREF(*dropped);
+        return FALLBACK;
+    }
+    return OK;
+}
+
+/* ``int(flags)`` of TraceFlags (an int subclass) or an int. */
+static PyObject *
+flags_of(PyObject *flags)
+{
+    return PyLong_Check(flags) ? PyNumber_Long(flags) : NULL;
+}
+
+/* ``_compact._trace_state_header``: "" for None or an empty TraceState, else its header. */
+static PyObject *
+trace_state_of(PyObject *state)
+{
+    if (state == Py_None) {
+        return PyUnicode_FromStringAndSize("", 0);
+    }
+    if (is_a(state, TraceStateType)) {
+        PyObject *entries = field_of(state, s_dict);
+        if (entries != NULL && PyDict_Check(entries) && PyDict_GET_SIZE(entries) == 0) {
+            Py_DECREF(entries);
+            return PyUnicode_FromStringAndSize("", 0);
+        }
+        Py_XDECREF(entries);
+    }
+    return PyObject_CallOneArg(TraceStateHeader, state);
+}
+
+/* An enum member's value (``member.value`` reads ``_value_`` through a descriptor). */
+static PyObject *
+enum_value(PyObject *member, PyObject *enum_type)
+{
+    return is_a(member, enum_type) ? field_of(member, s_value) : NULL;
+}
+
+/* The items of a BoundedList (a new reference to its deque) and its drop count; for None, no
+ * items. FALLBACK for anything else. */
+static int
+bounded_list(PyObject *list, PyObject **items, PyObject **dropped)
+{
+    if (list == Py_None) {
+        *items = NULL;
+        *dropped = PyLong_FromLong(0);
+        return *dropped != NULL ? OK : FALLBACK;
+    }
+    if (!is_a(list, BoundedListType)) {
+        return FALLBACK;
+    }
+    *items = field_of(list, s_dq);
+    *dropped = field_of(list, s_dropped);
+    if (*items == NULL || *dropped == NULL || !PyLong_CheckExact(*dropped)) {
+        Py_XDECREF(*items);
+        Py_XDECREF(*dropped);
+        return FALLBACK;
+    }
+    return OK;
+}
+
+/* ``_compact._event``. */
+static PyObject *
+compact_event(PyObject *event)
+{
+    if (!is_a(event, EventType)) {
+        return NULL;
+    }
+    PyObject *name = field_of(event, s_name), *timestamp = field_of(event, s_timestamp);
+    PyObject *attributes = field_of(event, s_attributes), *pairs = NULL, *dropped = NULL, *result = NULL;
+    if (name != NULL && timestamp != NULL && attributes != NULL && pairs_of(attributes, &pairs, &dropped) == OK) {
+        result = PyTuple_Pack(4, name, timestamp, pairs, dropped);
+    }
+    Py_XDECREF(name);
+    Py_XDECREF(timestamp);
+    Py_XDECREF(attributes);
+    Py_XDECREF(pairs);
+    Py_XDECREF(dropped);
+    return result;
+}
+
+/* The compact forms of a deque's items (``convert`` each), as a tuple; () for no deque. */
+static PyObject *
+compact_items(PyObject *items, PyObject *(*convert)(PyObject *))
+{
+    if (items == NULL) {
+        return PyTuple_New(0);
+    }
+    PyObject *list = PySequence_List(items);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = PyList_GET_SIZE(list);
+    PyObject *result = PyTuple_New(size);
+    for (Py_ssize_t index = 0; result != NULL && index < size; index++) {
+        PyObject *item = convert(PyList_GET_ITEM(list, index));
+        if (item == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, index, item);
+    }
+    Py_DECREF(list);
+    return result;
+}
+
+static PyObject *
+compact_link(PyObject *link)
+{
+    return PyObject_CallOneArg(CompactLink, link);
+}
+
+/* ``start or 0`` for None or an exact int. */
+static PyObject *
+time_of(PyObject *value)
+{
+    if (value == Py_None) {
+        return PyLong_FromLong(0);
+    }
+    if (!PyLong_CheckExact(value)) {
+        return NULL;
+    }
+    Py_INCREF(value);
+    return value;
+}
+
+enum { F_NAME, F_CONTEXT, F_PARENT, F_KIND, F_START, F_END, F_STATUS, F_RESOURCE, F_SCOPE, F_ATTRIBUTES,
+       F_EVENTS, F_LINKS, F_COUNT };
+
+/* compact_span(span, origin_key): the span's compact tuple, or None for the Python code to make. */
+static PyObject *
+compact_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "compact_span takes 2 arguments");
+        return NULL;
+    }
+    if (SpanContextType == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *span = args[0], *origin_key = args[1];
+    PyObject *const names[F_COUNT] = {s_name, s_context, s_parent, s_kind, s_start_time, s_end_time, s_status,
+                                      s_resource, s_instrumentation_scope, s_attributes, s_events, s_links};
+    PyObject *field[F_COUNT] = {NULL};
+    PyObject *out[FIELDS + 1] = {NULL};
+    PyObject *event_items = NULL, *link_items = NULL, *result = NULL;
+    for (int index = 0; index < F_COUNT; index++) {
+        if ((field[index] = field_of(span, names[index])) == NULL) {
+            goto done;
+        }
+    }
+    PyObject *context = field[F_CONTEXT], *parent = field[F_PARENT], *status = field[F_STATUS];
+    if (!is_a(context, SpanContextType) || PyTuple_GET_SIZE(context) < 5) {
+        goto done;
+    }
+    out[NAME] = Py_NewRef(field[F_NAME]);
+    out[TRACE_ID] = Py_NewRef(PyTuple_GET_ITEM(context, 0));
+    out[SPAN_ID] = Py_NewRef(PyTuple_GET_ITEM(context, 1));
+    if ((out[3] = flags_of(PyTuple_GET_ITEM(context, 3))) == NULL ||
+        (out[TRACE_STATE] = trace_state_of(PyTuple_GET_ITEM(context, 4))) == NULL) {
+        goto done;
+    }
+    if (parent == Py_None) {
+        out[PARENT_ID] = PyLong_FromLong(0);
+        out[PARENT_IS_REMOTE] = Py_NewRef(Py_False);
+    }
+    else {
+        if (!is_a(parent, SpanContextType) || PyTuple_GET_SIZE(parent) < 3) {
+            goto done;
+        }
+        PyObject *remote = PyTuple_GET_ITEM(parent, 2);
+        if (remote != Py_True && remote != Py_False) {
+            goto done;
+        }
+        out[PARENT_ID] = Py_NewRef(PyTuple_GET_ITEM(parent, 1));
+        out[PARENT_IS_REMOTE] = Py_NewRef(remote);
+    }
+    out[KIND] = is_a(field[F_KIND], SpanKindType) ? enum_value(field[F_KIND], SpanKindType) : PyLong_FromLong(-1);
+    out[START] = time_of(field[F_START]);
+    out[END] = time_of(field[F_END]);
+    if (out[PARENT_ID] == NULL || out[KIND] == NULL || out[START] == NULL || out[END] == NULL ||
+        pairs_of(field[F_ATTRIBUTES], &out[ATTRIBUTES], &out[DROPPED_ATTRIBUTES]) != OK ||
+        bounded_list(field[F_EVENTS], &event_items, &out[DROPPED_EVENTS]) != OK ||
+        bounded_list(field[F_LINKS], &link_items, &out[DROPPED_LINKS]) != OK ||
+        (out[EVENTS] = compact_items(event_items, compact_event)) == NULL ||
+        (out[LINKS] = compact_items(link_items, compact_link)) == NULL) {
+        goto done;
+    }
+    if (status == Py_None) {
+        out[STATUS_CODE] = Py_NewRef(Py_None);
+        out[STATUS_DESCRIPTION] = Py_NewRef(Py_None);
+    }
+    else {
+        if (!is_a(status, StatusType)) {
+            goto done;
+        }
+        PyObject *code = field_of(status, s_status_code);
+        if (code != NULL) {
+            out[STATUS_CODE] = enum_value(code, StatusCodeType);
+            Py_DECREF(code);
+        }
+        out[STATUS_DESCRIPTION] = field_of(status, s_description);
+        if (out[STATUS_CODE] == NULL || out[STATUS_DESCRIPTION] == NULL) {
+            goto done;
+        }
+    }
+    /* ``scope or None``, as the Python code asks it. */
+    PyObject *scope = field[F_SCOPE];
+    int scope_is_true = PyObject_IsTrue(scope);
+    if (scope_is_true < 0) {
+        goto done;
+    }
+    PyObject *key_args[2] = {field[F_RESOURCE], scope_is_true ? scope : Py_None};
+    if ((out[FIELDS - 1] = PyObject_Vectorcall(origin_key, key_args, 2, NULL)) == NULL) {
+        goto done;
+    }
+    result = PyTuple_New(FIELDS);
+    if (result != NULL) {
+        for (int index = 0; index < FIELDS; index++) {
+            PyTuple_SET_ITEM(result, index, out[index]);
+            out[index] = NULL;
+        }
+    }
+done:
+    for (int index = 0; index < F_COUNT; index++) {
+        Py_XDECREF(field[index]);
+    }
+    for (int index = 0; index < FIELDS; index++) {
+        Py_XDECREF(out[index]);
+    }
+    Py_XDECREF(event_items);
+    Py_XDECREF(link_items);
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyObject *
+intern(const char *text)
+{
+    return PyUnicode_InternFromString(text);
+}
+
+/* configure(span_context, trace_state, event, bounded_list, dict_backed, span_kind, status,
+ *           status_code, trace_state_header, compact_link) */
+static PyObject *
+configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "configure takes 10 arguments");
+        return NULL;
+    }
+    PyObject **targets[10] = {&SpanContextType, &TraceStateType, &EventType, &BoundedListType, &DictBackedTypes,
+                              &SpanKindType, &StatusType, &StatusCodeType, &TraceStateHeader, &CompactLink};
+    for (int index = 0; index < 10; index++) {
+        Py_XSETREF(*targets[index], Py_NewRef(args[index]));
+    }
+    if (s_name == NULL) {
+        s_name = intern("_name");
+        s_context = intern("_context");
+        s_parent = intern("_parent");
+        s_kind = intern("_kind");
+        s_start_time = intern("_start_time");
+        s_end_time = intern("_end_time");
+        s_status = intern("_status");
+        s_resource = intern("_resource");
+        s_instrumentation_scope = intern("_instrumentation_scope");
+        s_attributes = intern("_attributes");
+        s_events = intern("_events");
+        s_links = intern("_links");
+        s_dict = intern("_dict");
+        s_dropped = intern("dropped");
+        s_dq = intern("_dq");
+        s_timestamp = intern("_timestamp");
+        s_value = intern("_value_");
+        s_status_code = intern("_status_code");
+        s_description = intern("_description");
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "configure(span_context, trace_state, event, bounded_list, dict_backed, span_kind, status, "
+     "status_code, trace_state_header, compact_link): the types compact_span reads."},
+    {"compact_span", (PyCFunction)(void (*)(void))compact_span, METH_FASTCALL,
+     "compact_span(span, origin_key): an ended SDK span's compact tuple, or None where the Python "
+     "code must make it."},
     {"span_field", (PyCFunction)span_field, METH_O,
      "span_field(span): the ScopeSpans.spans field of a compact span, or None where the Python "
      "encoder must write it."},
@@ -654,16 +1021,16 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef wire_module = {
+static struct PyModuleDef accelerated_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "execscope.processors._wire",
+    .m_name = "execscope.processors._accelerated",
     .m_doc = "The export worker's per-span encoding and masking check (see _otlp_encoding).",
     .m_size = 0,
     .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
-PyInit__wire(void)
+PyInit__accelerated(void)
 {
-    return PyModule_Create(&wire_module);
+    return PyModule_Create(&accelerated_module);
 }
