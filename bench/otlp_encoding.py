@@ -5,13 +5,16 @@ like the auto-instrumentor's (``code.function.name``, ``code.file.path``, ``code
 one to four ``execscope.args.*`` strings and ``execscope.return``, so 5 to 8 attributes) with one
 event each, nested a few calls deep, from a handful of functions across a few files. ``official``
 is the OpenTelemetry encoder the OTLP exporters use (message objects, then ``SerializeToString``);
-``execscope`` writes the wire format directly. Setup checks that both give the same request.
+``execscope`` writes the wire format directly (in C where it was compiled at install), and
+``execscope_python`` is the same with its compiled parts off. Setup checks that they all give the
+same request.
 """
 
 from __future__ import annotations
 
 import functools
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -22,6 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bench._harness import Benchmark, Variant
+from execscope.processors import _compact, _otlp_encoding
 from execscope.processors._otlp_encoding import encode_request
 
 SPANS = 512
@@ -102,10 +106,27 @@ class Execscope(Encoder):
         return encode_request(self.spans)
 
 
+@contextmanager
+def python_only() -> Iterator[None]:
+    """execscope's encoder with its compiled parts off, as where none was compiled at install."""
+    saved = _compact._compiled_compact_span, _otlp_encoding._compiled_span_field
+    _compact._compiled_compact_span = _otlp_encoding._compiled_span_field = None
+    try:
+        yield
+    finally:
+        _compact._compiled_compact_span, _otlp_encoding._compiled_span_field = saved
+
+
+class ExecscopePython(Encoder):
+    def encode(self) -> bytes:
+        with python_only():
+            return encode_request(self.spans)
+
+
 BENCHMARK = Benchmark(
     name="otlp_encoding",
     description="encoding spans into an OTLP export request (512 call spans, 5-8 attributes, 1 event)",
-    variants={"official": Official, "execscope": Execscope},
+    variants={"official": Official, "execscope": Execscope, "execscope_python": ExecscopePython},
     baseline="official",
     operation="span",
 )
