@@ -12,8 +12,12 @@ changes them fails loudly instead of losing spans.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from enum import Enum
+from queue import SimpleQueue
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -94,40 +98,91 @@ class Transport(Protocol):
 
 
 class _GrpcPending:
-    """A gRPC call under way; its answer is read (and mapped to :class:`Sent`) once."""
+    """A gRPC call under way on a sender thread; its answer is read (and mapped to :class:`Sent`) once."""
 
     __slots__ = ("_channel", "_future", "_sent", "_transport")
 
-    def __init__(self, transport: GrpcTransport, future: Any, channel: int) -> None:
+    def __init__(self, transport: GrpcTransport, future: Future[object], channel: int) -> None:
         self._transport = transport
         self._future = future
         self._channel = channel
         self._sent: Sent | None = None
 
     def done(self) -> bool:
-        return self._sent is not None or bool(self._future.done())
+        return self._sent is not None or self._future.done()
 
     def when_done(self, callback: Callable[[], object]) -> None:
         self._future.add_done_callback(lambda _: callback())
 
     def result(self) -> Sent:
         if self._sent is None:
-            import grpc
-
             try:
                 self._future.result()
                 self._sent = Sent.DELIVERED
-            except grpc.RpcError as error:
+            except Exception as error:  # an RpcError, or the channel closed under the call
                 self._sent = self._transport.failed(error, self._channel)
-            except grpc.FutureCancelledError:
-                self._sent = Sent.RETRY  # the channel was closed under it (a reconnect): send again
         return self._sent
 
 
+class _SenderThreads:
+    """Daemon threads, each making one blocking gRPC call at a time.
+
+    Why not grpcio's own ``future()`` calls: each time the calls on a channel drop to none,
+    grpcio ends the thread that polls for their answers and starts a new one with the next call;
+    a worker delivering batches as fast as they are made did that for nearly every batch, and
+    starting those threads cost more CPU than encoding the spans. A blocking call polls its own
+    completion queue on the calling thread instead, and these threads live as long as the
+    process. They are daemons: a call to a collector that hangs never holds up the exit (closing
+    the channel at shutdown ends the calls under way at once). A forked child starts its own.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._count = count
+        self._name = name
+        self._queue: SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = SimpleQueue()
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], object]) -> Future[object]:
+        if self._pid != os.getpid():
+            self._start()
+        future: Future[object] = Future()
+        self._queue.put((call, future))
+        return future
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # In a forked child the parent's threads are gone and its queue may hold their work.
+            self._queue = SimpleQueue()
+            for index in range(self._count):
+                thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name=f"{self._name}-{index}", daemon=True
+                )
+                thread.start()
+            self._pid = os.getpid()
+
+    @staticmethod
+    def _run(queue: SimpleQueue[tuple[Callable[[], object], Future[object]] | None]) -> None:
+        while (item := queue.get()) is not None:
+            call, future = item
+            try:
+                future.set_result(call())
+            except BaseException as error:  # handed to whoever reads the answer
+                future.set_exception(error)
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for _ in range(self._count):
+                self._queue.put(None)
+            self._pid = None
+
+
 class GrpcTransport:
-    """gRPC calls are asynchronous: several requests may be on their way at once (see
-    ``OtlpSink``), so that the receiver's latency does not bound the throughput of the one
-    worker thread that encodes and sends."""
+    """Several requests may be on their way at once (see ``OtlpSink``), so that the receiver's
+    latency does not bound the throughput of the one worker thread that encodes and sends; each
+    is a blocking call on one of ``concurrency`` sender threads (:class:`_SenderThreads`)."""
 
     concurrency = 4
 
@@ -138,6 +193,7 @@ class GrpcTransport:
         #: Which channel is current: requests on a channel already replaced do not replace it again.
         self._channel = 0
         self._call = self._bind()
+        self._senders = _SenderThreads(self.concurrency, "execscope-otlp-send")
 
     def _bind(self) -> Any:
         # Bytes in, no deserialising of the (empty) response: grpcio passes ``bytes`` through
@@ -145,7 +201,8 @@ class GrpcTransport:
         return self._exporter._channel.unary_unary(_GRPC_METHOD)
 
     def start(self, payload: bytes, timeout_s: float) -> Pending:
-        future = self._call.future(payload, metadata=self._exporter._headers or None, timeout=timeout_s)
+        call, metadata = self._call, self._exporter._headers or None
+        future = self._senders.submit(lambda: call(payload, metadata=metadata, timeout=timeout_s))
         return _GrpcPending(self, future, self._channel)
 
     def failed(self, error: Exception, channel: int) -> Sent:
@@ -154,7 +211,7 @@ class GrpcTransport:
         import grpc
 
         code = error.code() if callable(getattr(error, "code", None)) else None  # type: ignore[attr-defined]
-        _logger.debug("execscope: %s did not take a batch: %s", self.name, code)
+        _logger.debug("execscope: %s did not take a batch: %s", self.name, code or error)
         if code == grpc.StatusCode.UNAVAILABLE and channel == self._channel:
             self._reconnect()
         if code is None or code.name in _GRPC_RETRYABLE:
@@ -178,6 +235,7 @@ class GrpcTransport:
             self._exporter.shutdown()
         except Exception as error:  # fail open
             _logger.debug("execscope: closing %s failed: %s", self.name, error)
+        self._senders.close()
 
 
 class HttpTransport:

@@ -329,3 +329,57 @@ def test_a_request_waits_for_its_answer_as_long_as_the_exporters_own_timeout(
         assert time.monotonic() - began < 5
         assert pipe.stats.snapshot()["spooled"] == 1
         receiver.release()
+
+
+EXIT_SCRIPT = """
+import sys
+from pathlib import Path
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from execscope.processors._build import build_pipeline
+from execscope.settings import load_settings
+from execscope.tracing import ExecscopeTracerProvider
+
+endpoint, spool, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+settings = load_settings({"spool_dir": Path(spool), "export_flush_deadline": 1.0}).settings
+exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=60)
+processor, monitor = build_pipeline(settings, [exporter], service="exit-test")
+provider = ExecscopeTracerProvider()  # shuts its processors down at exit, as the distro's does
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("exit-test")
+for index in range(count):
+    with tracer.start_as_current_span(f"{name} {index}"):
+        pass
+processor.force_flush(500)
+"""
+
+
+def run_until_exit(tmp_path: Path, receiver: Receiver, name: str, count: int) -> float:
+    """Run EXIT_SCRIPT to its end; how long it took."""
+    script = tmp_path / "exiting.py"
+    script.write_text(textwrap.dedent(EXIT_SCRIPT))
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script), receiver.endpoint, str(tmp_path / "spool"), name, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return time.monotonic() - began
+
+
+def test_a_program_exits_on_time_while_a_collector_sits_on_its_requests_and_loses_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.stall.set()
+    took = run_until_exit(tmp_path, receiver, "held", 2_000)
+    assert receiver.most_held >= 1  # requests were on their way when the program exited
+    # Not the exporter's 60 s per request: the flush deadline at exit, plus start-up.
+    assert took < 20
+    receiver.stall.clear()
+    receiver.release()
+    run_until_exit(tmp_path, receiver, "next", 1)  # the next start delivers what was spooled
+    assert receiver.wait_for(2_001)
+    names = {span.name for span in receiver.spans}
+    assert names >= {f"held {index}" for index in range(2_000)}
