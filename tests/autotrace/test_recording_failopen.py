@@ -477,3 +477,28 @@ def test_calls_from_many_threads_are_all_recorded_in_consistent_traces(
             assert child.parent is not None and handle.context is not None
             assert child.parent.span_id == handle.context.span_id
             assert argument(child, "order") == order
+
+
+def test_the_recorders_cpu_is_counted_while_it_works_through_a_backlog(tmp_path: Path) -> None:
+    """The governor reads ``cpu_s`` once a second: under steady load the recorder's queue does not
+    empty for seconds, and its cost must show while it is being paid, not once it is done."""
+    recorder = Recorder(batch=50, interval=60)
+
+    def costly_sink(span: ReadableSpan) -> None:
+        began = time.thread_time()
+        while time.thread_time() - began < 0.0005:  # 0.5 ms of CPU per span: 1 s for the backlog
+            pass
+
+    with recording_into(recorder):
+        app = import_source(tmp_path, APP)
+    try:
+        for order in range(2_000):
+            app.store(order)
+        recorder.start(costly_sink, Resource.get_empty())
+        deadline = time.monotonic() + 30
+        while recorder.cpu_s < 0.05 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert recorder.cpu_s >= 0.05
+        assert recorder.pending() > 0  # counted before the backlog was worked through
+    finally:
+        recorder.shutdown()
