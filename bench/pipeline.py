@@ -577,6 +577,7 @@ def _child_execscope(variant: str, spans: int, endpoint: str, folder: Path) -> d
     from opentelemetry.sdk.resources import Resource
 
     from execscope.autotrace._recorder import RECORDER
+    from execscope.autotrace._runtime import not_recorded
     from execscope.processors._build import build_pipeline
     from execscope.processors._delivery import OtlpSink
     from execscope.tracing import ExecscopeTracerProvider
@@ -595,7 +596,9 @@ def _child_execscope(variant: str, spans: int, endpoint: str, folder: Path) -> d
     stats, recorded = processor.stats, RECORDER.stats
 
     def made() -> int:
-        return recorded.submitted + recorded.dropped_queue_full if autotrace else stats.started
+        if autotrace:  # every call: recorded, dropped at the recorder's queue, or left without a span
+            return recorded.submitted + recorded.dropped_queue_full + sum(not_recorded().values())
+        return stats.started
 
     log = _GovernorLog(monitor, timing, made)
     provider.add_span_processor(processor)
@@ -620,6 +623,9 @@ def _child_execscope(variant: str, spans: int, endpoint: str, folder: Path) -> d
             ("recorder_queue_full", recorded.dropped_queue_full),
             ("recorder_no_sink", recorded.dropped_no_sink),
             ("recorder_conversion_error", recorded.conversion_errors),
+            # Calls that left no span by a rule, counted on the hot path (at the governor's
+            # emergency level, "errors only", a call that returns is one of them).
+            *((f"call_{reason}", count) for reason, count in not_recorded().items()),
         ):
             if count:
                 dropped[reason] = count
