@@ -16,7 +16,7 @@
  * anything outside it, without raising, and the caller then runs the Python implementation,
  * which stays the specification: a value of a type other than str, bool, int, float, bytes,
  * None or a tuple or list of those; a str or int subclass; a string with lone surrogates; an
- * integer or timestamp out of range; an attribute map that is not a plain dict underneath; an
+ * integer or timestamp out of range; an attribute map that is not a dict underneath; an
  * attribute the masking has not already seen to be clean. The results are exactly what the
  * Python code makes (tests compare the two on generated spans).
  *
@@ -677,8 +677,8 @@ is_a(PyObject *value, PyObject *expected)
     return expected != NULL && (PyObject *)Py_TYPE(value) == expected;
 }
 
-/* ``_compact._pairs``: the pairs of a dict-backed attribute map and its drop count, as two new
- * references; 0 on success, FALLBACK for any other map. */
+/* ``_compact._pairs``: the pairs of a dict, or of a dict-backed attribute map, and its drop count,
+ * as two new references; OK on success, FALLBACK for any other map. */
 static int
 pairs_of(PyObject *attributes, PyObject **pairs, PyObject **dropped)
 {
@@ -687,22 +687,33 @@ pairs_of(PyObject *attributes, PyObject **pairs, PyObject **dropped)
         *dropped = PyLong_FromLong(0);
         return *pairs != NULL && *dropped != NULL ? OK : FALLBACK;
     }
-    int backed = PySequence_Contains(DictBackedTypes, (PyObject *)Py_TYPE(attributes));
-    if (backed != 1) {
-        PyErr_Clear();
-        return FALLBACK;
+    PyObject *items;
+    if (PyDict_CheckExact(attributes)) { /* a hand-made ReadableSpan's (the recorder's) */
+        items = Py_NewRef(attributes);
+        *dropped = PyLong_FromLong(0);
+        if (*dropped == NULL) {
+            Py_DECREF(items);
+            return FALLBACK;
+        }
     }
-    PyObject *items = field_of(attributes, s_dict);
-    /* A plain dict only: an OrderedDict's own order may differ from the dict underneath. */
-    if (items == NULL || !PyDict_CheckExact(items)) {
-        Py_XDECREF(items);
-        return FALLBACK;
-    }
-    *dropped = field_of(attributes, s_dropped);
-    if (*dropped == NULL || !PyLong_CheckExact(*dropped)) {
-        Py_XDECREF(*dropped);
-        Py_DECREF(items);
-        return FALLBACK;
+    else {
+        int backed = PySequence_Contains(DictBackedTypes, (PyObject *)Py_TYPE(attributes));
+        if (backed != 1) {
+            PyErr_Clear();
+            return FALLBACK;
+        }
+        items = field_of(attributes, s_dict);
+        /* A plain dict only: an OrderedDict's own order may differ from the dict underneath. */
+        if (items == NULL || !PyDict_CheckExact(items)) {
+            Py_XDECREF(items);
+            return FALLBACK;
+        }
+        *dropped = field_of(attributes, s_dropped);
+        if (*dropped == NULL || !PyLong_CheckExact(*dropped)) {
+            Py_XDECREF(*dropped);
+            Py_DECREF(items);
+            return FALLBACK;
+        }
     }
     *pairs = PyTuple_New(PyDict_GET_SIZE(items));
     Py_ssize_t position = 0, index = 0;
@@ -755,13 +766,18 @@ enum_value(PyObject *member, PyObject *enum_type)
     return is_a(member, enum_type) ? field_of(member, s_value) : NULL;
 }
 
-/* The items of a BoundedList (a new reference to its deque) and its drop count; for None, no
- * items. FALLBACK for anything else. */
+/* The items of a BoundedList (a new reference to its deque) and its drop count, or of a tuple or
+ * list (none dropped); for None, no items. FALLBACK for anything else. */
 static int
 bounded_list(PyObject *list, PyObject **items, PyObject **dropped)
 {
     if (list == Py_None) {
         *items = NULL;
+        *dropped = PyLong_FromLong(0);
+        return *dropped != NULL ? OK : FALLBACK;
+    }
+    if (PyTuple_CheckExact(list) || PyList_CheckExact(list)) { /* a hand-made ReadableSpan's */
+        *items = Py_NewRef(list);
         *dropped = PyLong_FromLong(0);
         return *dropped != NULL ? OK : FALLBACK;
     }

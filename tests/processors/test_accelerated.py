@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections import OrderedDict, deque
 from typing import Any
 
 import pytest
@@ -415,16 +416,48 @@ def test_spans_of_the_sdks_provider_are_compacted_in_c_too() -> None:
     assert compiled_compact(sdk_span) == python_compact(sdk_span)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    attributes=SPAN_ATTRIBUTES,
+    events=st.lists(st.tuples(st.text(max_size=6), SPAN_ATTRIBUTES), max_size=3),
+    parent=st.none() | st.builds(SpanContext, st.just(7), st.integers(1, 2**64 - 1), st.booleans()),
+    status=st.sampled_from(
+        [Status(StatusCode.UNSET), Status(StatusCode.ERROR, "boom"), Status(StatusCode.OK)]
+    ),
+    as_list=st.booleans(),
+)
+def test_a_hand_made_span_as_the_recorder_makes_them_is_compacted_in_c_exactly_as_in_python(
+    attributes: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
+    parent: SpanContext | None,
+    status: Status,
+    as_list: bool,
+) -> None:
+    made = [Event(name, event_attributes, timestamp=5) for name, event_attributes in events]
+    span = ReadableSpan(
+        "recorded call",
+        SpanContext(7, 8, False),
+        parent=parent,
+        attributes=attributes,
+        events=made if as_list else tuple(made),
+        status=status,
+        start_time=1,
+        end_time=2,
+    )
+    assert compiled_compact(span) is not None
+    assert compiled_compact(span) == python_compact(span)
+
+
 @pytest.mark.parametrize(
     "span",
     [
         pytest.param(
-            ReadableSpan("plain-dict", SpanContext(1, 2, False), attributes={"a": 1}), id="plain-dict"
+            ReadableSpan("ordered", SpanContext(1, 2, False), attributes=OrderedDict(a=1)), id="ordered-dict"
         ),
         pytest.param(ReadableSpan("no-context"), id="no-context"),
         pytest.param(
-            ReadableSpan("events-in-a-list", SpanContext(1, 2, False), events=[Event("e", {"a": 1})]),
-            id="events-in-a-list",
+            ReadableSpan("events-in-a-deque", SpanContext(1, 2, False), events=deque([Event("e", {"a": 1})])),
+            id="events-in-a-deque",
         ),
     ],
 )
