@@ -190,6 +190,28 @@ class ExecscopeSpanProcessor(SpanProcessor):
             self.stats.internal_errors += 1
             _logger.debug("execscope: pipeline error at span end", exc_info=True)
 
+    def drops_unmade(self, trace_id: int, *, local_root: bool, start: int, end: int, error: bool) -> bool:
+        """For a producer that knows a span's facts before it makes the span (the auto-instrumentor's
+        recorder): True when ``on_end`` would drop it by a rule whatever else it holds (errors
+        only, at the emergency level; a trace already decided against, or a one-span trace the
+        tail decision drops). The span is then counted as ended and dropped, and the producer
+        need not make it: under load the sampling the governor asks for saves making the spans
+        it drops, not only exporting them."""
+        try:
+            if SHEDDING.level >= Level.EMERGENCY and not self.tail.holds(trace_id):
+                if error:
+                    return False
+                self.stats.drop(DropReason.GOVERNOR)
+            elif not self.tail.drops_unmade(
+                trace_id, local_root=local_root, start=start, end=end, error=error
+            ):
+                return False
+            self.stats.ended += 1
+            return True
+        except Exception:  # fail open: the span is made and offered as usual
+            self.stats.internal_errors += 1
+            return False
+
     def _stamped(self, span: CompactSpan) -> CompactSpan:
         """``span`` with its correlation id, when ``on_start`` did not stamp it (it started at
         the emergency level): the id of its trace, or the caller's, from the context current

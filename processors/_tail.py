@@ -153,6 +153,25 @@ class TailSampler:
                 released += self._decide(trace_id, early=True)
             return released
 
+    def drops_unmade(self, trace_id: int, *, local_root: bool, start: int, end: int, error: bool) -> bool:
+        """Whether :meth:`offer` would drop a span with these facts, whatever else it holds: its
+        trace was decided against already, or it is a whole trace of one span (a local root of
+        which nothing is held) that the decision drops. A drop is then counted, and a decision
+        remembered, as ``offer`` would have; False: the span must be made and offered."""
+        with self._lock:
+            if trace_id in self._held:
+                return False
+            decided = self._decided.get(trace_id)
+            if decided is not None:
+                if not decided:
+                    self._stats.drop(DropReason.SAMPLING)
+                return not decided
+            if not local_root or self.effective_rate() >= 1.0:
+                return False
+            facts = TraceFacts()
+            facts.add(start, end, error)
+            return not self._conclude(trace_id, facts, 1)
+
     def _decide_early(self) -> list[CompactSpan]:
         released: list[CompactSpan] = []
         deadline = self._clock() - self._max_hold_s

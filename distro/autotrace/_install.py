@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import (
@@ -23,7 +24,7 @@ from opentelemetry.sdk.trace.sampling import (
 from execscope.autotrace import _runtime
 from execscope.autotrace._hook import RewritingFinder, imported_too_early, install_finder, remove_finder
 from execscope.autotrace._levels import level_number
-from execscope.autotrace._recorder import RECORDER
+from execscope.autotrace._recorder import RECORDER, DropsUnmade
 from execscope.autotrace._selection import Selection, default_roots
 from execscope.capture import CaptureLimits, Redactor
 from execscope.capture._redact import DEFAULT_NAME_PATTERNS
@@ -105,6 +106,21 @@ def load_configured_plan(settings: Settings) -> Plan | None:
         return None
 
 
+def _drops_unmade(processor: Any) -> DropsUnmade | None:
+    """Execscope's processor's ``drops_unmade`` when it is the only processor (another one must
+    see every span: then every recorded call is made into a span)."""
+    from execscope.processors._pipeline import ExecscopeSpanProcessor
+
+    processors = getattr(processor, "_span_processors", None)
+    if (
+        isinstance(processors, tuple)
+        and len(processors) == 1
+        and isinstance(processors[0], ExecscopeSpanProcessor)
+    ):
+        return processors[0].drops_unmade
+    return None
+
+
 def install(
     settings: Settings, provider: TracerProvider, *, roots: tuple[str, ...] | None = None
 ) -> RewritingFinder | None:
@@ -131,7 +147,7 @@ def install(
         )
         if settings.autotrace_accelerator and not _runtime.accelerated():
             _logger.info("execscope: the auto-instrumentor's C fast path is not compiled here; using Python")
-        RECORDER.start(processor.on_end, provider.resource)
+        RECORDER.start(processor.on_end, provider.resource, _drops_unmade(processor))
         early = imported_too_early(selection)
         if early:
             _logger.warning(

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -58,6 +58,8 @@ class RecorderStats:
 
     def __init__(self) -> None:
         self.submitted = 0
+        #: Handed to the span pipeline: made into a span, or dropped by the pipeline's rule (and
+        #: counted there) before being made.
         self.exported = 0
         self.dropped_queue_full = 0
         self.dropped_no_sink = 0
@@ -89,6 +91,7 @@ class Recorder:
         # the worker already took from the queue has reached the sink too.
         self._drain_lock = threading.RLock()
         self._sink: Callable[[ReadableSpan], None] | None = None
+        self._drops_unmade: DropsUnmade | None = None
         self._resource = Resource.get_empty()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -99,11 +102,21 @@ class Recorder:
 
     # -- wiring ------------------------------------------------------------------------------
 
-    def start(self, sink: Callable[[ReadableSpan], None], resource: Resource) -> None:
-        """Send spans to ``sink`` (a span processor's ``on_end``) with ``resource`` from now on."""
+    def start(
+        self,
+        sink: Callable[[ReadableSpan], None],
+        resource: Resource,
+        drops_unmade: DropsUnmade | None = None,
+    ) -> None:
+        """Send spans to ``sink`` (a span processor's ``on_end``) with ``resource`` from now on.
+
+        ``drops_unmade`` (execscope's processor's, when it is the only one) is asked first about
+        each call: a call it drops by a rule (and counts) is not made into a span at all.
+        """
         with self._lock:
             self._sink = sink
             self._resource = resource
+            self._drops_unmade = drops_unmade
             self._stopping = False
             self._ensure_thread()
             if not self._atexit_registered:
@@ -179,6 +192,7 @@ class Recorder:
         queue = self._queue
         sink = self._sink
         resource = self._resource
+        drops_unmade = self._drops_unmade
         handed = 0
         taken = 0
         while queue and (limit is None or taken < limit):
@@ -191,7 +205,14 @@ class Recorder:
                 self.stats.dropped_no_sink += 1
                 continue
             try:
-                sink(to_readable_span(call, resource))
+                if drops_unmade is None or not drops_unmade(
+                    call.trace_id,
+                    local_root=is_local_root(call),
+                    start=call.start,
+                    end=call.end_time,
+                    error=is_error(call),
+                ):
+                    sink(to_readable_span(call, resource))
                 self.stats.exported += 1
                 handed += 1
             except Exception:
@@ -221,6 +242,28 @@ class Recorder:
         self._stopping = True
         self._wake.set()
         self.flush()
+
+
+class DropsUnmade(Protocol):
+    """``ExecscopeSpanProcessor.drops_unmade``."""
+
+    def __call__(self, trace_id: int, *, local_root: bool, start: int, end: int, error: bool) -> bool: ...
+
+
+def is_local_root(call: Call) -> bool:
+    """Whether the call's span has no parent, or a parent in another process (as its span will)."""
+    parent = call.parent_context
+    if parent is None:
+        return not call.parent_id
+    return bool(parent.is_remote)
+
+
+def is_error(call: Call) -> bool:
+    """Whether the call's span will have an error status (see :func:`to_readable_span`)."""
+    status = call.status
+    if status is not None and status.status_code is not StatusCode.UNSET:
+        return status.status_code is StatusCode.ERROR
+    return call.exception is not None
 
 
 def to_readable_span(call: Call, resource: Resource) -> ReadableSpan:

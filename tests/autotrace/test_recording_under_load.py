@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 import time
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from autotrace_helpers import import_source, recording, unique_module_name
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from pipeline_helpers import Pipeline, pipeline
 
 from execscope._setup import _monitor_autotrace
-from execscope.autotrace import _runtime
+from execscope.autotrace import _recorder, _runtime
+from execscope.autotrace._install import _drops_unmade, root_sampler
+from execscope.autotrace._recorder import RECORDER
 from execscope.plan import Plan, Target
 from execscope.processors import SHEDDING, Level
 
@@ -222,3 +230,88 @@ def test_the_status_and_metrics_report_the_calls_left_without_a_span(tmp_path: P
     }
     key = ("execscope.calls.not_recorded", (("execscope.not_recorded.reason", "below_min_duration"),))
     assert points[key] >= after["below_min_duration"]
+
+
+@contextmanager
+def recording_through(pipe: Pipeline) -> Iterator[None]:
+    """Modules imported inside the block record into execscope's pipeline, wired as the distro does."""
+    active = pipe.provider._active_span_processor
+    previous = _runtime.current_config()
+    _runtime.configure(
+        _runtime.RuntimeConfig(
+            recorder=RECORDER, active=True, root_sampled=root_sampler(pipe.provider.sampler)
+        )
+    )
+    RECORDER.start(active.on_end, pipe.provider.resource, _drops_unmade(active))
+    try:
+        yield
+    finally:
+        RECORDER.flush()
+        _runtime.configure(previous)
+
+
+STEP_SOURCE = "def step(n):\n    if n == 3:\n        raise ValueError(n)\n    return n\n"
+
+
+def call_steps(module: Any, count: int) -> None:
+    for n in range(count):
+        with contextlib.suppress(ValueError):
+            module.step(n)
+
+
+def counting_made_spans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The calls the recorder makes into spans, from now on."""
+    made: list[object] = []
+    make = _recorder.to_readable_span
+
+    def counted(call: Any, resource: Any) -> ReadableSpan:
+        made.append(call)
+        return make(call, resource)
+
+    monkeypatch.setattr(_recorder, "to_readable_span", counted)
+    return made
+
+
+def test_calls_the_tail_decision_drops_are_never_made_into_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = counting_made_spans(monkeypatch)
+    exporter = InMemorySpanExporter()
+    with pipeline(tmp_path, [exporter], tail_keep_rate=0.0, tail_latency_threshold=60.0) as pipe:
+        with recording_through(pipe):
+            call_steps(import_source(tmp_path, STEP_SOURCE), 10)
+        pipe.flush()
+        stats = pipe.stats.snapshot()
+    assert [span.name for span in exporter.get_finished_spans()] == ["step"]  # the error, kept
+    assert len(made) == 1  # the nine others were decided, and counted, before being made
+    assert stats["dropped"]["sampling"] == 9  # type: ignore[index]
+
+
+def test_at_the_emergency_level_calls_recorded_before_it_are_dropped_unmade_unless_they_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = counting_made_spans(monkeypatch)
+    exporter = InMemorySpanExporter()
+    with pipeline(tmp_path, [exporter]) as pipe:
+        try:
+            with recording_through(pipe):
+                module = import_source(tmp_path, STEP_SOURCE)
+                with RECORDER._drain_lock:  # the calls wait in the recorder's queue...
+                    call_steps(module, 10)
+                    SHEDDING.apply(Level.EMERGENCY)  # ...until the level has risen
+        finally:
+            SHEDDING.apply(Level.NORMAL)
+        pipe.flush()
+        stats = pipe.stats.snapshot()
+    assert [span.name for span in exporter.get_finished_spans()] == ["step"]
+    assert len(made) == 1
+    assert stats["dropped"]["governor"] == 9  # type: ignore[index]
+
+
+def test_every_recorded_call_is_made_into_a_span_when_another_processor_must_see_it(
+    tmp_path: Path,
+) -> None:
+    with pipeline(tmp_path, [InMemorySpanExporter()], tail_keep_rate=0.0) as pipe:
+        assert _drops_unmade(pipe.provider._active_span_processor) is not None
+        pipe.provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+        assert _drops_unmade(pipe.provider._active_span_processor) is None

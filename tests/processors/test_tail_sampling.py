@@ -172,3 +172,46 @@ def test_in_the_pipeline_an_error_anywhere_keeps_the_whole_trace(tmp_path: Path)
         names = sorted(s.name for s in exporter.get_finished_spans())
         assert names == ["failing query", "failing request"]
         assert pipe.stats.snapshot()["dropped"]["sampling"] == 2  # type: ignore[index]
+
+
+# -- deciding before the span is made -------------------------------------------------------------
+
+
+def test_a_one_span_trace_the_decision_drops_need_not_be_made() -> None:
+    tail = sampler(0.0, latency_ms=50)
+    assert tail.drops_unmade(1, local_root=True, start=0, end=MS, error=False)
+    assert tail._stats.snapshot()["dropped"]["sampling"] == 1  # type: ignore[index]
+    # Errors and slow traces are kept, and so must be made.
+    assert not tail.drops_unmade(2, local_root=True, start=0, end=MS, error=True)
+    assert not tail.drops_unmade(3, local_root=True, start=0, end=60 * MS, error=False)
+    assert tail._stats.snapshot()["dropped"]["sampling"] == 1  # type: ignore[index]
+
+
+def test_what_cannot_be_decided_without_the_span_is_left_to_offer() -> None:
+    tail = sampler(0.0)
+    assert tail.offer(span(1, 2, parent=1)) == []  # held, waiting for its root
+    assert not tail.drops_unmade(1, local_root=True, start=0, end=MS, error=False)  # its trace is held
+    assert not tail.drops_unmade(5, local_root=False, start=0, end=MS, error=False)  # not a root
+    assert not sampler(1.0).drops_unmade(6, local_root=True, start=0, end=MS, error=False)  # nothing held
+    assert tail._stats.snapshot()["dropped"]["sampling"] == 0  # type: ignore[index]
+
+
+def test_a_decision_made_before_the_span_is_followed_by_the_trace_and_the_other_way_round() -> None:
+    tail = sampler(0.0)
+    assert not tail.drops_unmade(1, local_root=True, start=0, end=MS, error=True)  # kept
+    assert ids(tail.offer(span(1, 2, error=True))) == [2]  # the span made after all: exported
+    assert ids(tail.offer(span(1, 3, parent=2))) == [3]  # and a late span of the trace follows
+    assert tail.offer(span(7, 8)) == []  # decided against at its root...
+    assert tail.drops_unmade(7, local_root=False, start=0, end=MS, error=False)  # ...a late one too
+    assert tail._stats.snapshot()["dropped"]["sampling"] == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize("keep_rate", [0.0, 0.3, 1.0])
+def test_deciding_before_the_span_is_made_agrees_with_offering_it(keep_rate: float) -> None:
+    rng = random.Random(7)
+    before, after = sampler(keep_rate, latency_ms=5), sampler(keep_rate, latency_ms=5)
+    for _ in range(500):
+        trace_id, error, end = rng.getrandbits(128), rng.random() < 0.1, rng.choice([MS, 10 * MS])
+        dropped = before.drops_unmade(trace_id, local_root=True, start=0, end=end, error=error)
+        assert dropped == (after.offer(span(trace_id, 1, error=error, end=end)) == [])
+    assert before._stats.snapshot()["dropped"] == after._stats.snapshot()["dropped"]
