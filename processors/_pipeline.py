@@ -12,8 +12,12 @@ At the governor's ``emergency`` level ("errors only") both hooks do as little as
 as ``governor``), before making its compact form, unless the tail sampler holds spans of its
 trace (which it then concludes as usual). A span with an error is kept, stamped with its
 correlation id at its end, and goes straight to the sinks: the decision is made. So under
-overload a span costs the hooks about 1.7 µs instead of about 9 (see README), and what is kept
-is the error spans themselves rather than whole traces (their parents may be missing).
+overload a span costs the hooks little more than the calls into them, and what is kept is the
+error spans themselves rather than whole traces (their parents may be missing).
+
+A producer that knows a span's facts before making it (the auto-instrumentor's recorder) asks
+``drops_unmade`` first: a span the rules above would drop whatever it holds is counted and never
+made.
 """
 
 from __future__ import annotations
