@@ -114,9 +114,10 @@ print(processor.stats.snapshot())
 """
 
 
-def run_program(tmp_path: Path, receiver: Receiver, name: str, count: int) -> str:
+def run_program(tmp_path: Path, receiver: Receiver, name: str, count: int, source: str = SCRIPT) -> str:
+    """Run ``source`` (SCRIPT, or another with its arguments) to its end; what it printed."""
     script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(SCRIPT))
+    script.write_text(textwrap.dedent(source))
     result = subprocess.run(
         [sys.executable, str(script), receiver.endpoint, str(tmp_path / "spool"), name, str(count)],
         capture_output=True,
@@ -353,33 +354,19 @@ processor.force_flush(500)
 """
 
 
-def run_until_exit(tmp_path: Path, receiver: Receiver, name: str, count: int) -> float:
-    """Run EXIT_SCRIPT to its end; how long it took."""
-    script = tmp_path / "exiting.py"
-    script.write_text(textwrap.dedent(EXIT_SCRIPT))
-    began = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(script), receiver.endpoint, str(tmp_path / "spool"), name, str(count)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return time.monotonic() - began
-
-
 def test_a_program_exits_on_time_while_a_collector_sits_on_its_requests_and_loses_nothing(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.stall.set()
-    took = run_until_exit(tmp_path, receiver, "held", 2_000)
+    began = time.monotonic()
+    run_program(tmp_path, receiver, "held", 2_000, EXIT_SCRIPT)
+    took = time.monotonic() - began
     assert receiver.most_held >= 1  # requests were on their way when the program exited
     # Not the exporter's 60 s per request: the flush deadline at exit, plus start-up.
     assert took < 20
     receiver.stall.clear()
     receiver.release()
-    run_until_exit(tmp_path, receiver, "next", 1)  # the next start delivers what was spooled
+    run_program(tmp_path, receiver, "next", 1, EXIT_SCRIPT)  # the next start delivers what was spooled
     assert receiver.wait_for(2_001)
     names = {span.name for span in receiver.spans}
     assert names >= {f"held {index}" for index in range(2_000)}
