@@ -463,3 +463,13 @@ def test_a_hand_made_span_as_the_recorder_makes_them_is_compacted_in_c_exactly_a
 )
 def test_what_the_compiled_compaction_leaves_to_python(span: ReadableSpan) -> None:
     assert compiled_compact(span) is None
+
+
+def test_a_span_larger_than_the_compiled_encoders_first_buffer() -> None:
+    span = list(COMMON_EXAMPLE)
+    span[ATTRIBUTES] = tuple((f"key.{index}", "x" * 300) for index in range(40))  # about 13 KB
+    span[EVENTS] = tuple(("event", index + 1, (("text", "y" * 200),), 0) for index in range(20))
+    large = tuple(span)
+    written = compiled_field(large)
+    assert written is not None and len(written) > 12_000
+    assert written == python_field(large)
