@@ -15,6 +15,7 @@ from execscope.capture import NoopRedactor, Redactor
 from execscope.processors._decision import TailPolicy
 from execscope.processors._delivery import ExporterSink, OtlpSink, Sink
 from execscope.processors._governor import Budgets, Governor
+from execscope.processors._otlp_encoding import ACCELERATED
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool
@@ -72,6 +73,8 @@ def build_pipeline(
     settings: Settings, exporters: Sequence[SpanExporter], *, service: str
 ) -> tuple[ExecscopeSpanProcessor, Monitor]:
     stats = PipelineStats()
+    if not ACCELERATED:
+        _logger.info("execscope: the span pipeline's C fast path is not compiled here; using Python")
     masking = make_masking(settings)
     governor = Governor(
         Budgets(
