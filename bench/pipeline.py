@@ -617,7 +617,7 @@ def _child_execscope(variant: str, spans: int, endpoint: str, folder: Path) -> d
     result = timing.end()
 
     dropped = {reason: count for reason, count in stats.dropped.items() if count}
-    worker_cpu_s = sum(sink.worker_cpu_s for sink in processor.sinks)
+    worker_cpu_s = sum(sink.export_cpu_s for sink in processor.sinks)
     if autotrace:
         for reason, count in (
             ("recorder_queue_full", recorded.dropped_queue_full),

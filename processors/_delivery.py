@@ -102,6 +102,11 @@ class Sink(ABC):
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def export_cpu_s(self) -> float:
+        """CPU seconds spent exporting so far: the worker's, and any threads of the destination's."""
+        return self.worker_cpu_s
+
     # -- flushing and shutdown -----------------------------------------------------------------
 
     def flush(self, deadline: float) -> bool:
@@ -330,6 +335,10 @@ class OtlpSink(Sink):
             self._drain()
             return
         self._send(request)
+
+    @property
+    def export_cpu_s(self) -> float:
+        return self.worker_cpu_s + self.transport.cpu_s
 
     def _spooling(self) -> bool:
         """Whether a new batch goes to the spool: the breaker is open, or older batches wait there."""

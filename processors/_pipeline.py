@@ -319,7 +319,7 @@ class Monitor:
                 _logger.debug("execscope: governor error", exc_info=True)
 
     def _totals(self) -> tuple[float, int, int]:
-        cpu = sum(sink.worker_cpu_s for sink in self.processor.sinks) + self.extra_cpu_s()
+        cpu = sum(sink.export_cpu_s for sink in self.processor.sinks) + self.extra_cpu_s()
         stats = self.processor.stats
         return cpu, stats.ended, stats.started
 

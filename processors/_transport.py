@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from enum import Enum
@@ -92,6 +93,11 @@ class Transport(Protocol):
     #: How many requests :meth:`start` may have on their way at once (1: it answers before returning).
     concurrency: int
 
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds spent sending on threads of the transport's own (0: it sends on the caller's)."""
+        ...
+
     def start(self, payload: bytes, timeout_s: float) -> Pending: ...
 
     def close(self) -> None: ...
@@ -139,6 +145,8 @@ class _SenderThreads:
     def __init__(self, count: int, name: str) -> None:
         self._count = count
         self._name = name
+        #: CPU seconds the threads spent in calls (gRPC does a call's work on the calling thread).
+        self.cpu_s = 0.0
         self._queue: SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = SimpleQueue()
         self._pid: int | None = None
         self._lock = threading.Lock()
@@ -163,14 +171,23 @@ class _SenderThreads:
                 thread.start()
             self._pid = os.getpid()
 
-    @staticmethod
-    def _run(queue: SimpleQueue[tuple[Callable[[], object], Future[object]] | None]) -> None:
+    def _run(self, queue: SimpleQueue[tuple[Callable[[], object], Future[object]] | None]) -> None:
         while (item := queue.get()) is not None:
             call, future = item
+            began = time.thread_time()
             try:
-                future.set_result(call())
+                answer = call()
             except BaseException as error:  # handed to whoever reads the answer
+                self._add_cpu(began)
                 future.set_exception(error)
+            else:
+                self._add_cpu(began)
+                future.set_result(answer)
+
+    def _add_cpu(self, began: float) -> None:
+        spent = time.thread_time() - began
+        with self._lock:  # several threads add to it
+            self.cpu_s += spent
 
     def close(self) -> None:
         if self._pid == os.getpid():
@@ -199,6 +216,11 @@ class GrpcTransport:
         # Bytes in, no deserialising of the (empty) response: grpcio passes ``bytes`` through
         # when no serializer is given.
         return self._exporter._channel.unary_unary(_GRPC_METHOD)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds spent in calls, on the sender threads."""
+        return self._senders.cpu_s
 
     def start(self, payload: bytes, timeout_s: float) -> Pending:
         call, metadata = self._call, self._exporter._headers or None
@@ -240,6 +262,7 @@ class GrpcTransport:
 
 class HttpTransport:
     concurrency = 1
+    cpu_s = 0.0  # requests are sent on the export worker's thread
 
     def __init__(self, exporter: Any) -> None:
         self._exporter = exporter

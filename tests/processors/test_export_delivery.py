@@ -370,3 +370,18 @@ def test_a_program_exits_on_time_while_a_collector_sits_on_its_requests_and_lose
     assert receiver.wait_for(2_001)
     names = {span.name for span in receiver.spans}
     assert names >= {f"held {index}" for index in range(2_000)}
+
+
+def test_the_cpu_of_the_threads_that_send_is_counted_as_export_cost(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with pipeline(tmp_path, [otlp(receiver)]) as pipe:
+        sink = sink_of(pipe)
+        make_spans(pipe, 2_000)
+        pipe.flush()
+        assert receiver.wait_for(2_000)
+        # gRPC does a call's work on the thread that makes it: a sender thread, not the worker.
+        assert sink.transport.cpu_s > 0
+        assert sink.export_cpu_s == sink.worker_cpu_s + sink.transport.cpu_s
+        reading = pipe.monitor.tick(observe=False)
+    assert reading.cpu_share > 0
