@@ -12,10 +12,10 @@ from pathlib import Path
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from execscope.capture import NoopRedactor, Redactor
+from execscope.processors._compiled import ACCELERATED
 from execscope.processors._decision import TailPolicy
 from execscope.processors._delivery import ExporterSink, OtlpSink, Sink
 from execscope.processors._governor import Budgets, Governor
-from execscope.processors._otlp_encoding import ACCELERATED
 from execscope.processors._pipeline import ExecscopeSpanProcessor, Monitor
 from execscope.processors._redaction import SpanMasking
 from execscope.processors._spool import Spool

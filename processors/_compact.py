@@ -29,6 +29,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from execscope.processors._compiled import COMPILED
 from execscope.tracing._attributes import FastAttributes
 
 #: A span held by the pipeline (see the module docstring).
@@ -257,11 +258,9 @@ def compact_span(span: ReadableSpan, origins: Origins = ORIGINS) -> CompactSpan:
 #: tuple, or None for any span it leaves to the Python code above (which stays the
 #: specification: a map that is not dict-backed, a subclass of a context, event or status type).
 _OriginKey = Callable[[Resource, InstrumentationScope | None], int]
-_compiled_compact_span: Callable[[ReadableSpan, _OriginKey], CompactSpan | None] | None
-try:
-    from execscope.processors import _accelerated  # type: ignore[attr-defined]
-
-    _accelerated.configure(
+_compiled_compact_span: Callable[[ReadableSpan, _OriginKey], CompactSpan | None] | None = None
+if COMPILED is not None:
+    COMPILED.configure(
         SpanContext,
         TraceState,
         Event,
@@ -273,9 +272,7 @@ try:
         _trace_state_header,
         _link,
     )
-    _compiled_compact_span = _accelerated.compact_span
-except ImportError:  # not compiled at install
-    _compiled_compact_span = None
+    _compiled_compact_span = COMPILED.compact_span
 
 
 def is_error(span: CompactSpan) -> bool:

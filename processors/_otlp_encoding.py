@@ -65,23 +65,17 @@ from execscope.processors._compact import (
     CompactSpan,
     compact_span,
 )
+from execscope.processors._compiled import ACCELERATED, COMPILED
 
 #: The ScopeSpans.spans field of a span written in C for the common span (``_accelerated.c``); it answers
 #: None for any span it leaves to ``_encode_span`` below, which stays the specification.
-_compiled_span_field: Callable[[CompactSpan], bytes | None] | None
-try:
-    from execscope.processors import _accelerated  # type: ignore[attr-defined]
-
-    _compiled_span_field = _accelerated.span_field
-except ImportError:  # not compiled at install: the Python encoder does it all
-    _compiled_span_field = None
+_compiled_span_field: Callable[[CompactSpan], bytes | None] | None = (
+    COMPILED.span_field if COMPILED is not None else None
+)
 
 __all__ = ["ACCELERATED", "encode_compact_request", "encode_request"]
 
 _logger = logging.getLogger(__name__)
-
-#: Whether spans are encoded by the compiled encoder (``_accelerated.c``) where it can.
-ACCELERATED: Final = _compiled_span_field is not None
 
 # Why hand-written wire encoding rather than the protobuf library: the library's cost is in making
 # one Python message object per span, event, attribute and value (and in its type checks on every

@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 
 from execscope.attributes import CORRELATION_ID
 from execscope.capture import REDACTED, Redactor
+from execscope.processors._compiled import COMPILED
 from execscope.processors._sql import redact_parameters, sanitize_statement, sensitive_parameters
 
 #: Attributes holding the text of a query: the old semantic conventions' and the new.
@@ -102,13 +103,9 @@ def as_masking(masking: SpanMasking | Redactor) -> SpanMasking:
 #: ``clean_span(span, clean, skip_keys, unmasked_key, max_length)`` of ``_accelerated.c``: True when
 #: masking would change none of a compact span's attributes nor its events', as far as the clean
 #: set and the value types tell.
-_compiled_clean_span: Callable[[tuple[Any, ...], set[tuple[str, str]], frozenset[str], str, int], bool] | None
-try:
-    from execscope.processors import _accelerated  # type: ignore[attr-defined]
-
-    _compiled_clean_span = _accelerated.clean_span
-except ImportError:  # not compiled at install: every span goes through redact_attributes
-    _compiled_clean_span = None
+_compiled_clean_span: (
+    Callable[[tuple[Any, ...], set[tuple[str, str]], frozenset[str], str, int], bool] | None
+) = COMPILED.clean_span if COMPILED is not None else None
 
 
 def known_clean(span: tuple[Any, ...], masking: SpanMasking) -> bool:
