@@ -44,7 +44,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 7
+REWRITER_VERSION: Final = 8
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -165,9 +165,10 @@ def _blocks(statement: ast.stmt, fields: tuple[str, ...]) -> list[list[ast.stmt]
 
 
 def _own_nodes(body: list[ast.stmt]) -> list[ast.AST]:
-    """Every node of a function body that belongs to the function's own scope."""
+    """Every node of a function body that belongs to the function's own scope (a function or
+    class defined in the body is not, whether nested in a statement or a statement itself)."""
     found: list[ast.AST] = []
-    stack: list[ast.AST] = list(reversed(body))
+    stack: list[ast.AST] = [s for s in reversed(body) if not isinstance(s, _SCOPES)]
     while stack:
         node = stack.pop()
         found.append(node)
@@ -182,7 +183,7 @@ def _is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef, source: _SourceI
     With ``source``, the walk skips the nodes whose lines have no ``yield``."""
     if source is None:
         return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node.body))
-    stack: list[ast.AST] = [s for s in node.body if source.may_yield_in(s)]
+    stack: list[ast.AST] = [s for s in node.body if not isinstance(s, _SCOPES) and source.may_yield_in(s)]
     while stack:
         current = stack.pop()
         if isinstance(current, (ast.Yield, ast.YieldFrom)):

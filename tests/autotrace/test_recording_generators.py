@@ -89,6 +89,13 @@ GENERATORS = source(
 
     def never_started():
         yield 1
+
+
+    def collect(n):
+        def numbers():
+            for i in range(n):
+                yield i
+        return list(numbers())
     """
 )
 
@@ -107,6 +114,18 @@ def test_exhausted_generator_records_its_yields_and_return_value(rec: Recording,
     assert attr(span, "execscope.args.n") == "3"
     assert CLOSED not in attributes(span)
     assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_function_that_defines_a_generator_is_recorded_as_a_plain_call(
+    rec: Recording, gens: ModuleType
+) -> None:
+    assert gens.collect(3) == [0, 1, 2]
+
+    call, numbers = rec.span("collect"), rec.span("collect.<locals>.numbers")
+    assert YIELDS not in attributes(call)
+    assert attr(call, "execscope.return") == "[0, 1, 2]"
+    assert attr(numbers, YIELDS) == 3
+    assert_child(numbers, call)
 
 
 def test_return_value_reaches_the_consumer(rec: Recording, gens: ModuleType) -> None:
