@@ -93,3 +93,17 @@ def test_config_shows_each_value_and_where_it_came_from(env: dict[str, str], tmp
     text = execscope("config", env=env, cwd=tmp_path).stdout
     assert "log_level" in text and "file (" in text
     json.dumps(document)  # one JSON document
+
+
+def test_config_tells_which_compiled_parts_this_installation_has(env: dict[str, str], tmp_path: Path) -> None:
+    from execscope.autotrace import _runtime
+    from execscope.processors import _compiled
+
+    document = execscope_json("config", env=env, cwd=tmp_path)
+    assert document["compiled"] == {
+        "autotrace_core": _runtime.accelerated(),
+        "span_pipeline": _compiled.ACCELERATED,
+    }
+    text = execscope("config", env=env, cwd=tmp_path).stdout.splitlines()
+    (core,) = [line for line in text if line.strip().startswith("autotrace_core")]
+    assert ("not compiled" in core) is not _runtime.accelerated()

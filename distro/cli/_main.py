@@ -96,13 +96,16 @@ def run(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def config(as_json: bool) -> None:
-    """Print the effective settings and where each value came from."""
+    """Print the effective settings and where each value came from, and which compiled parts
+    this installation has."""
     loaded = load_settings()
     values = settings_as_dict(loaded.settings)
     specs = setting_specs()
+    compiled = _compiled_parts()
     if as_json:
         document = {
             "config_file": str(loaded.config_file) if loaded.config_file else None,
+            "compiled": {name: present for name, present, _what in compiled},
             "settings": {
                 spec.name: {
                     "value": format_setting(spec.name, values[spec.name])
@@ -126,8 +129,24 @@ def config(as_json: bool) -> None:
     click.echo(f"settings file: {loaded.config_file or '(none)'}")
     for name, value, origin in rows:
         click.echo(f"{name.ljust(width[0])}  {value.ljust(width[1])}  {origin}")
+    click.echo("compiled parts (built at install where a C compiler was found):")
+    for name, present, what in compiled:
+        state = "compiled" if present else "not compiled: the Python implementation runs"
+        click.echo(f"  {name.ljust(width[0] - 2)}  {state} ({what})")
     for problem in loaded.problems:
         click.echo(click.style(problem.message(), fg="yellow"), err=True)
+
+
+def _compiled_parts() -> list[tuple[str, bool, str]]:
+    """(name, compiled here, what it does) of each optional C extension: without one, the pure
+    Python code of the same behaviour runs, only slower."""
+    from execscope.autotrace import _runtime
+    from execscope.processors import _compiled
+
+    return [
+        ("autotrace_core", _runtime.accelerated(), "a rewritten function's per-call path"),
+        ("span_pipeline", _compiled.ACCELERATED, "per-span compaction, masking check, OTLP encoding"),
+    ]
 
 
 def _jsonable(value: Any) -> Any:
