@@ -7,8 +7,11 @@ Only the step from source to code changes. Finding a module is left to the stand
 ``PathFinder`` and hands on, as found, the modules it does not rewrite, so that the import system
 does not search for them again: the libraries a program imports are not searched for twice.
 Rewritten bytecode is cached next to the normal ``.pyc`` under its own name
-(``mod.cpython-311.execscope-<fingerprint>.pyc``), so a second start does not rewrite again and
-the plain cache is never overwritten.
+(``mod.cpython-311.execscope-<tag>.pyc``), so a second start does not rewrite again and the
+plain cache is never overwritten. The tag names what the rewrite depends on besides the source:
+the selection's fingerprint (plan, level, rewriter version), the module's name (its sites' key,
+the plan's targets) and whether it is selected by default; a file imported under two names
+keeps a rewrite for each.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import gc
+import hashlib
 import importlib.util
 import logging
 import sys
@@ -32,10 +36,16 @@ from execscope.autotrace._selection import Selection
 _logger = logging.getLogger("execscope.autotrace")
 
 
-def _cache_path(standard: str, fingerprint: str) -> str:
-    # mod.cpython-311.pyc -> mod.cpython-311.execscope-<fp>.pyc (opt-1 etc. kept before it)
+def _cache_path(standard: str, tag: str) -> str:
+    # mod.cpython-311.pyc -> mod.cpython-311.execscope-<tag>.pyc (opt-1 etc. kept before it)
     stem, _, suffix = standard.rpartition(".")
-    return f"{stem}.execscope-{fingerprint}.{suffix}"
+    return f"{stem}.execscope-{tag}.{suffix}"
+
+
+def cache_tag(fingerprint: str, module: str, default_selected: bool) -> str:
+    """What names one module's cached rewrite (see the module docstring)."""
+    key = f"{fingerprint}\0{module}\0{int(default_selected)}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(key).hexdigest()[:12]
 
 
 @contextlib.contextmanager
@@ -64,7 +74,7 @@ class RewritingLoader(SourceFileLoader):
         super().__init__(fullname, path)
         self._finder = finder
         self._default_selected = default_selected
-        self._fingerprint = finder.fingerprint()
+        self._tag = cache_tag(finder.fingerprint(), fullname, default_selected)
         self._unmodified = False  # the last compile fell back to the source as written
         try:
             self._standard_cache: str | None = importlib.util.cache_from_source(path)
@@ -73,7 +83,7 @@ class RewritingLoader(SourceFileLoader):
 
     def _redirect(self, path: str) -> str:
         if self._standard_cache is not None and path == self._standard_cache:
-            return _cache_path(path, self._fingerprint)
+            return _cache_path(path, self._tag)
         return path
 
     def get_data(self, path: str) -> bytes:

@@ -1,4 +1,5 @@
-"""``execscope plan show`` and ``execscope rewrite``: see what the auto-instrumentor will do."""
+"""``execscope plan show``, ``execscope rewrite`` and ``execscope compile``: see what the
+auto-instrumentor will do, and do its first-start work ahead of time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import click
 
 from execscope.autotrace import rewrite_source
+from execscope.autotrace._hook import RewritingFinder
 from execscope.autotrace._install import load_configured_plan, selection_from
+from execscope.autotrace._precompile import precompile
 from execscope.cli import _render
 from execscope.plan import Plan, PlanError, load_plan
 from execscope.settings import get_settings
@@ -105,3 +108,35 @@ def rewrite(path: Path, module: str | None) -> None:
         click.echo(rewrite_source(path, module))
     except SyntaxError as error:
         raise click.ClickException(f"{path} cannot be parsed: {error}") from None
+
+
+@click.command("compile")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Print only the modules that could not be rewritten.")
+def compile_modules(paths: tuple[Path, ...], quiet: bool) -> None:
+    """Rewrite the application's modules into the cache ahead of its start, as `python -m
+    compileall` does for bytecode: the first start then reads them instead of rewriting them.
+
+    PATHS are files or folders [default: the working directory]; the settings and plan are the
+    ones `execscope run` uses. Exits with status 1 when a module could not be rewritten (it
+    would run unmodified) or does not compile.
+    """
+    settings = get_settings().settings
+    if not settings.autotrace:
+        click.echo("the auto-instrumentor is off (autotrace = false): nothing to compile")
+        return
+    targets = paths or (Path.cwd(),)
+    roots = tuple(sorted({str((p if p.is_dir() else p.parent).resolve()) for p in targets}))
+    finder = RewritingFinder(selection_from(settings, load_configured_plan(settings), roots))
+    report = precompile(targets, finder)
+    for name in report.unmodified:
+        click.echo(f"{name}: the rewriter cannot handle it; it runs unmodified", err=True)
+    for name, error in report.errors:
+        click.echo(f"{name}: {error}", err=True)
+    if not quiet:
+        click.echo(
+            f"rewrote {len(report.rewritten)} modules into the cache; {len(report.up_to_date)} up to date; "
+            f"{len(report.not_selected)} not selected"
+        )
+    if report.unmodified or report.errors:
+        raise SystemExit(1)

@@ -16,7 +16,7 @@ from execscope import _launcher
 from execscope._version import __version__
 from execscope.cli import _render
 from execscope.cli._analyze import analyze
-from execscope.cli._autotrace import plan, rewrite
+from execscope.cli._autotrace import compile_modules, plan, rewrite
 from execscope.cli._status import status
 from execscope.settings import format_setting, get_settings, load_settings, setting_specs, settings_as_dict
 from execscope.settings._parsers import parse_duration
@@ -289,4 +289,5 @@ def query(
 main.add_command(analyze)
 main.add_command(plan)
 main.add_command(rewrite)
+main.add_command(compile_modules)
 main.add_command(status)

@@ -19,7 +19,7 @@ from autotrace_helpers import recording, unique_module_name
 import execscope.autotrace._hook as hook
 from conftest import BIN
 from execscope._launcher import command_line
-from execscope.autotrace._hook import RewritingFinder, RewritingLoader, is_rewritten
+from execscope.autotrace._hook import RewritingFinder, RewritingLoader, cache_tag, is_rewritten
 from execscope.autotrace._levels import FULL, TIMING
 from execscope.autotrace._rewriter import rewrite_tree
 from execscope.autotrace._script import SCRIPT_RUNNER_MODULE, script_index
@@ -108,7 +108,9 @@ def test_the_first_import_caches_the_rewrite_and_the_next_one_reads_it_without_r
     first = hook_import(project, name, selection)
     assert rewrites == [name]
     tag = sys.implementation.cache_tag
-    assert cache_files(project) == [f"{name}.{tag}.execscope-{selection.fingerprint()}.pyc"]
+    assert cache_files(project) == [
+        f"{name}.{tag}.execscope-{cache_tag(selection.fingerprint(), name, True)}.pyc"
+    ]
 
     with recording() as spans:
         second = hook_import(project, name, selection)
@@ -167,10 +169,42 @@ def test_a_different_plan_or_level_uses_its_own_cache_file(
 
     assert rewrites == [name] * 3  # each selection rewrote once, then read its own cache
     tag = sys.implementation.cache_tag
-    assert cache_files(project) == sorted(f"{name}.{tag}.execscope-{fp}.pyc" for fp in fingerprints)
+    assert cache_files(project) == sorted(
+        f"{name}.{tag}.execscope-{cache_tag(fp, name, True)}.pyc" for fp in fingerprints
+    )
     with recording() as spans:
         hook_import(project, name, planned).double(5)
         assert "execscope.args.n" not in dict(spans.span("double").attributes or {})  # timing level
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_file_imported_under_two_names_keeps_a_rewrite_for_each(
+    project: Path, selection: Selection, rewrites: list[str]
+) -> None:
+    package = project / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "shared.py").write_text(MODULE_SOURCE, encoding="utf-8")
+    finder = RewritingFinder(selection)
+
+    def load(name: str, folder: Path) -> ModuleType:
+        spec = finder.find_spec(name, [str(folder)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    # The same file as a submodule of its package and as a top-level module (both folders on
+    # the path): its sites are keyed by the module's name, and the plan may treat them apart.
+    load("pkg.shared", package)
+    load("shared", package)
+    assert len(cache_files(package)) == 2
+    with recording() as spans:
+        as_submodule, as_module = load("pkg.shared", package), load("shared", package)
+        assert as_submodule.double(1) == as_module.double(1) == 2
+        names = sorted(str(dict(span.attributes or {})["code.function.name"]) for span in spans.spans())
+    assert rewrites == ["pkg.shared", "shared"]  # the second time, each from its own cache file
+    assert names == ["pkg.shared.double", "shared.double"]
 
 
 # --- what the hook cannot rewrite ------------------------------------------------------------
