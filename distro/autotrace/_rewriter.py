@@ -44,7 +44,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 8
+REWRITER_VERSION: Final = 9
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -396,23 +396,68 @@ def _site_at(key: str, index: int, line: int, column: int) -> ast.Subscript:
     return site
 
 
+def _first_code(node: ast.AST) -> ast.AST:
+    """The node whose code the compiler emits first for ``node``: where a statement or an
+    expression that spans several lines starts to run (``return (`` on one line, the value on
+    the next runs first). Code the rewrite puts before it is located there, so that a tracer
+    sees no line event the original did not have. Only the shapes whose order of evaluation is
+    plain are followed (a call's function, an operation's left operand, the value of an
+    attribute, subscript, assignment, ``return``, ``yield``, ``await``, the condition of an
+    ``if`` expression or statement, the iterable of a ``for``, a ``with``'s first item);
+    anything else is its own start."""
+    while True:
+        kind = type(node)
+        if kind in _VALUE_FIRST:
+            value = node.value  # type: ignore[attr-defined]
+            if value is None:
+                return node
+            node = value
+        elif kind is ast.Call:
+            func = node.func  # type: ignore[attr-defined]
+            # A call the rewrite made (its lookup has no location): its argument's code is the
+            # first with a location.
+            node = node.args[0] if func.lineno == -1 else func  # type: ignore[attr-defined]
+        elif kind is ast.BinOp or kind is ast.Compare:
+            node = node.left  # type: ignore[attr-defined]
+        elif kind is ast.BoolOp:
+            node = node.values[0]  # type: ignore[attr-defined]
+        elif kind is ast.IfExp or kind is ast.If:
+            node = node.test  # type: ignore[attr-defined]
+        elif kind is ast.For or kind is ast.AsyncFor:
+            node = node.iter  # type: ignore[attr-defined]
+        elif kind is ast.With or kind is ast.AsyncWith:
+            node = node.items[0].context_expr  # type: ignore[attr-defined]
+        else:
+            return node
+
+
+#: Nodes whose ``value`` is evaluated before anything else of theirs.
+_VALUE_FIRST: Final = frozenset(
+    {ast.Return, ast.Expr, ast.Assign, ast.AnnAssign, ast.Attribute, ast.Subscript, ast.Starred,
+     ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom}
+)  # fmt: skip
+
+
 def _site_call(key: str, index: int, name: str, argument: ast.expr, at: ast.expr) -> ast.Call:
-    """``S.<name>(argument)``, located where ``at`` (a parsed or located expression) is; the
-    method lookup sits at the start of ``at``, on its first line (see :func:`_site_at`)."""
-    line = at.lineno
-    column = at.col_offset
+    """``S.<name>(argument)``, located where ``at`` (a parsed or located expression) is.
+
+    The method lookup has no location (-1), like the compiler's own artificial code: its code,
+    which runs before the argument's, and the call itself (which 3.11 places on the line of the
+    method's name) take the location of the code before them, so they show a tracer no line
+    the original did not run at that moment (a ``yield`` whose value starts on the next line,
+    resumed on its own line)."""
     method = ast.Attribute.__new__(ast.Attribute)
-    method.value = _site_at(key, index, line, column)
+    method.value = _site_at(key, index, -1, -1)
     method.attr = name
     method.ctx = _LOAD
-    method.lineno = method.end_lineno = line
-    method.col_offset = method.end_col_offset = column
+    method.lineno = method.end_lineno = -1
+    method.col_offset = method.end_col_offset = -1
     call = ast.Call.__new__(ast.Call)
     call.func = method
     call.args = [argument]
     call.keywords = []
-    call.lineno = line
-    call.col_offset = column
+    call.lineno = at.lineno
+    call.col_offset = at.col_offset
     call.end_lineno = at.end_lineno
     call.end_col_offset = at.end_col_offset
     return call
@@ -657,9 +702,10 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
     head: list[ast.stmt] = []
     if body and _is_docstring(body[0]):
         head, body = body[:1], body[1:]
-    # The enter code runs on the line of the first statement that makes code. Where the
-    # implicit ``return None`` of a function with no code of its own (only a docstring,
-    # ``global``, ``nonlocal``) is: its first line, where a ``pass`` stands for it.
+    # The enter code runs where the first statement that makes code starts to run (see
+    # :func:`_first_code`). Where the implicit ``return None`` of a function with no code of
+    # its own (only a docstring, ``global``, ``nonlocal``) is: its first line, where a ``pass``
+    # stands for it.
     for start in body:
         if not isinstance(start, (ast.Global, ast.Nonlocal)):
             break
@@ -668,8 +714,9 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
         start = ast.Pass(lineno=first, col_offset=0, end_lineno=first, end_col_offset=0)
         if not body:
             body = [start]
+    anchor = _first_code(start)
     item = ast.withitem.__new__(ast.withitem)
-    item.context_expr = _site_at(key, index, start.lineno, start.col_offset)
+    item.context_expr = _site_at(key, index, anchor.lineno, anchor.col_offset)  # type: ignore[attr-defined]
     # The ``with`` has no location of its own (-1, as the compiler's own artificial code): its
     # enter and exit code take the line of the code next to them, so a tracer (debugger,
     # coverage) sees no extra line event and the function returns from its own last line.

@@ -509,12 +509,6 @@ def tracers_see_the_original_line_events(m: ModuleType) -> object:
         return total
     """,
     spans=("spread", "spread_yields"),
-    xfail=(
-        "the with's enter code runs on the first line of the first statement, and the ret/suspend/"
-        "resume/delegate calls on the lines of the expressions they wrap: inside a statement that "
-        "spans several lines a tracer sees extra line events (coverage maps them all to that "
-        "statement)"
-    ),
 )
 def tracers_see_the_original_line_events_inside_multi_line_statements(m: ModuleType) -> object:
     return (

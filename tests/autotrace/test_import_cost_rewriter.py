@@ -4,8 +4,11 @@ Version 5 walked every node of the module (``NodeTransformer``), then every node
 ``fix_missing_locations``. Version 6 walks statement lists, reads the source to find the few
 functions whose expressions can matter (``yield``, ``setattr``), and describes the sites to the
 runtime as text instead of a tuple of tuples. The version 5 pass is frozen below, verbatim but
-for its name and one fix made to both passes since (``_own_nodes``: a generator defined in a
-function does not make the function a generator); both passes rewrite the same sources, and
+for its name and fixes made to both passes since (``_own_nodes``: a generator defined in a
+function does not make the function a generator; where the code added is located, so that a
+tracer sees the original line events in statements spanning several lines: the ``with``'s
+enter code where the first statement starts to run, ``_first_code``, shared with the fast pass,
+and the calls' method lookups with no location); both passes rewrite the same sources, and
 everything but the header (the part meant to change) must be identical, down to every node's
 location (``ast.dump`` with attributes). The header must carry the same descriptors at the
 same place.
@@ -34,6 +37,7 @@ from execscope.autotrace._rewriter import (
     LevelFor,
     RewriteResult,
     SiteDescriptor,
+    _first_code,
     rewrite_tree,
 )
 from execscope.autotrace._runtime import _parse_descriptor
@@ -135,7 +139,7 @@ class _ScopedRewrite(ast.NodeTransformer):
 
     def _site_method(self, name: str, node: ast.AST) -> ast.Attribute:
         method = ast.Attribute(value=site_reference(self.key, self.index), attr=name, ctx=ast.Load())
-        _place_on_first_line(method, node)
+        _unlocated(method)  # a fix shared with the fast pass (version 5 located it at ``node``)
         return method
 
     def _call(self, name: str, argument: ast.expr, node: ast.AST) -> ast.Call:
@@ -322,7 +326,8 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
     first_line = ast.Pass(lineno=first, col_offset=0, end_lineno=first, end_col_offset=0)
     if not body:
         body = [first_line]
-    # The enter code runs on the line of the first statement that makes code.
+    # The enter code runs where the first statement that makes code starts to run (version 5:
+    # at the statement's start; a fix shared with the fast pass).
     start = next((s for s in body if not isinstance(s, (ast.Global, ast.Nonlocal))), first_line)
     site = site_reference(key, index)
     # The ``with`` has no location of its own (-1, as the compiler's own artificial code): its
@@ -336,8 +341,13 @@ def _wrap_body(node: ast.FunctionDef | ast.AsyncFunctionDef, index: int, key: st
         end_lineno=-1,
         end_col_offset=-1,
     )
-    _place_on_first_line(site, start)
+    _place_on_first_line(site, _first_code(start))
     node.body = [*head, wrapper]
+
+
+def _unlocated(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        node.lineno = node.col_offset = node.end_lineno = node.end_col_offset = -1  # type: ignore[attr-defined]
 
 
 def _header(
