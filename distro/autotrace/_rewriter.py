@@ -15,8 +15,12 @@ builtins), so a rewritten module has no extra global.
 Why this shape: no wrapper function means no extra frame (``sys._getframe(1)``, recursion
 depth and tracebacks stay as written) and no change to ``__code__`` metadata that matters
 (name, qualname, signature, defaults, closures, ``__class__``); the ``with`` has no ``as``
-target, so the function's locals are exactly its own. Every new node carries the location of
-the code it stands for, so tracebacks point at the original lines.
+target, so the function's locals are exactly its own. A new node carries the location of the
+code it stands for (tracebacks point at the original lines), or none where it is the rewrite's
+own bookkeeping (the ``with``, the method lookup of an added call), whose code then takes the
+location of the code before it, as the compiler's own artificial code does: a line tracer sees
+the original events. The ``with``'s enter code runs first, so it is placed where the body's
+first statement starts to run (:func:`_first_code`).
 
 What it costs: the rewrite runs on every import from a cold cache, between the parse and the
 compile (which it cannot avoid), so it touches as little of the tree as it can. Functions and
