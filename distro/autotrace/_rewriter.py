@@ -407,8 +407,8 @@ def _first_code(node: ast.AST) -> ast.AST:
     sees no line event the original did not have. Only the shapes whose order of evaluation is
     plain are followed (a call's function, an operation's left operand, the value of an
     attribute, subscript, assignment, ``return``, ``yield``, ``await``, the condition of an
-    ``if`` expression or statement, the iterable of a ``for``, a ``with``'s first item);
-    anything else is its own start."""
+    ``if`` expression or statement, the iterable of a ``for``, a ``with``'s first item, the
+    subject of a ``match``, a definition's first decorator); anything else is its own start."""
     while True:
         kind = type(node)
         if kind in _VALUE_FIRST:
@@ -431,6 +431,12 @@ def _first_code(node: ast.AST) -> ast.AST:
             node = node.iter  # type: ignore[attr-defined]
         elif kind is ast.With or kind is ast.AsyncWith:
             node = node.items[0].context_expr  # type: ignore[attr-defined]
+        elif kind is ast.Match:
+            node = node.subject  # type: ignore[attr-defined]
+        elif (kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef) and (
+            node.decorator_list  # type: ignore[attr-defined]
+        ):
+            node = node.decorator_list[0]  # type: ignore[attr-defined]
         else:
             return node
 

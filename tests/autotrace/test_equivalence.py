@@ -507,11 +507,34 @@ def tracers_see_the_original_line_events(m: ModuleType) -> object:
             [x, received]
         )
         return total
+
+    def decorates(x):
+        @staticmethod
+        def inner():
+            return x
+        return inner
+
+    def matches(x):
+        match (
+            x
+        ):
+            case 1:
+                return "one"
+        return None
+
+    def opens(path):
+        with open(
+            path
+        ) as handle:
+            return handle.read()
     """,
-    spans=("spread", "spread_yields"),
+    spans=("spread", "spread_yields", "decorates", "matches", "opens"),
 )
 def tracers_see_the_original_line_events_inside_multi_line_statements(m: ModuleType) -> object:
     return (
+        trace_events(m, m.decorates, 1),
+        trace_events(m, m.matches, 1),
+        trace_events(m, m.opens, __file__),
         trace_events(m, m.spread, 1),
         trace_events(m, lambda: drive(m.spread_yields(1), ("send", None), ("send", "r"), ("send", None))),
     )
