@@ -48,7 +48,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 9
+REWRITER_VERSION: Final = 10
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -418,8 +418,8 @@ def _first_code(node: ast.AST) -> ast.AST:
             node = value
         elif kind is ast.Call:
             func = node.func  # type: ignore[attr-defined]
-            # A call the rewrite made (its lookup has no location): its argument's code is the
-            # first with a location.
+            # A call the rewrite made whose lookup has no location: its argument's code is the
+            # first with one.
             node = node.args[0] if func.lineno == -1 else func  # type: ignore[attr-defined]
         elif kind is ast.BinOp or kind is ast.Compare:
             node = node.left  # type: ignore[attr-defined]
@@ -451,17 +451,25 @@ _VALUE_FIRST: Final = frozenset(
 def _site_call(key: str, index: int, name: str, argument: ast.expr, at: ast.expr) -> ast.Call:
     """``S.<name>(argument)``, located where ``at`` (a parsed or located expression) is.
 
-    The method lookup has no location (-1), like the compiler's own artificial code: its code,
-    which runs before the argument's, and the call itself (which 3.11 places on the line of the
-    method's name) take the location of the code before them, so they show a tracer no line
-    the original did not run at that moment (a ``yield`` whose value starts on the next line,
-    resumed on its own line)."""
+    The method lookup runs before the argument's code and the call after it, both on the line
+    3.11 gives the method's name. For an argument on one line, that is where its code starts
+    (:func:`_first_code`): a tracer sees no other line. For an argument over several lines the
+    lookup has no location (-1), like the compiler's own artificial code, and both take the
+    location of the code before them (a ``yield`` whose value starts on the next line, resumed
+    on its own line). Not so on one line: where the argument ends in a branch (``a if c else
+    b``) the call starts a block two paths lead to, which the compiler leaves with no location,
+    and a tracer would see the line again after it."""
+    start = _first_code(argument)
+    if argument.lineno == argument.end_lineno == start.lineno:  # type: ignore[attr-defined]
+        line, column = argument.lineno, start.col_offset  # type: ignore[attr-defined]
+    else:
+        line = column = -1
     method = ast.Attribute.__new__(ast.Attribute)
-    method.value = _site_at(key, index, -1, -1)
+    method.value = _site_at(key, index, line, column)
     method.attr = name
     method.ctx = _LOAD
-    method.lineno = method.end_lineno = -1
-    method.col_offset = method.end_col_offset = -1
+    method.lineno = method.end_lineno = line
+    method.col_offset = method.end_col_offset = column
     call = ast.Call.__new__(ast.Call)
     call.func = method
     call.args = [argument]
@@ -551,6 +559,33 @@ class _ScopedRewrite(ast.NodeTransformer):
         self.generic_visit(node)
         node.value = self._call("delegate", node.value, node.value)
         return self._call("resume", node, node)
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        """A ``try`` that holds a ``yield``: an exception thrown into the generator there
+        (``throw()``, ``close()``, or raised by the iterator a ``yield from`` runs) reaches its
+        handlers and ``finally`` while the generator's span is not current (``suspend`` gave the
+        consumer its context back, and no ``resume`` runs after a yield that raises). Each of
+        them starts by making it current again (``resume`` does nothing where it is)."""
+        self.generic_visit(node)
+        if self.generator and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes([node])):
+            for handler in node.handlers:
+                handler.body.insert(0, self._reattach())
+            if node.finalbody:
+                node.finalbody.insert(0, self._reattach())
+        return node
+
+    visit_TryStar = visit_Try
+
+    def _reattach(self) -> ast.Expr:
+        """``S.resume(None)`` as a statement with no location (its code takes the location of
+        the code before it, so a tracer sees no line of its own)."""
+        none = ast.Constant.__new__(ast.Constant)
+        none.value = None
+        none.lineno = none.col_offset = none.end_lineno = none.end_col_offset = -1
+        statement = ast.Expr.__new__(ast.Expr)
+        statement.value = _site_call(self.key, self.index, "resume", none, none)
+        statement.lineno = statement.col_offset = statement.end_lineno = statement.end_col_offset = -1
+        return statement
 
 
 class _ModuleRewrite:

@@ -522,18 +522,25 @@ def tracers_see_the_original_line_events(m: ModuleType) -> object:
                 return "one"
         return None
 
+    def branches(a):
+        try:
+            return (a if a > 0 else 0)
+        except ValueError:
+            return None
+
     def opens(path):
         with open(
             path
         ) as handle:
             return handle.read()
     """,
-    spans=("spread", "spread_yields", "decorates", "matches", "opens"),
+    spans=("spread", "spread_yields", "decorates", "matches", "branches", "opens"),
 )
 def tracers_see_the_original_line_events_inside_multi_line_statements(m: ModuleType) -> object:
     return (
         trace_events(m, m.decorates, 1),
         trace_events(m, m.matches, 1),
+        trace_events(m, m.branches, 1),
         trace_events(m, m.opens, __file__),
         trace_events(m, m.spread, 1),
         trace_events(m, lambda: drive(m.spread_yields(1), ("send", None), ("send", "r"), ("send", None))),

@@ -8,7 +8,8 @@ for its name and fixes made to both passes since (``_own_nodes``: a generator de
 function does not make the function a generator; where the code added is located, so that a
 tracer sees the original line events in statements spanning several lines: the ``with``'s
 enter code where the first statement starts to run, ``_first_code``, shared with the fast pass,
-and the calls' method lookups with no location); both passes rewrite the same sources, and
+and the calls' method lookups with no location; a generator's handlers and ``finally`` make its
+span current again); both passes rewrite the same sources, and
 everything but the header (the part meant to change) must be identical, down to every node's
 location (``ast.dump`` with attributes). The header must carry the same descriptors at the
 same place.
@@ -137,14 +138,21 @@ class _ScopedRewrite(ast.NodeTransformer):
         self.capture_return = capture_return
         self.generator = generator
 
-    def _site_method(self, name: str, node: ast.AST) -> ast.Attribute:
+    def _site_method(self, name: str, argument: ast.AST) -> ast.Attribute:
         method = ast.Attribute(value=site_reference(self.key, self.index), attr=name, ctx=ast.Load())
-        _unlocated(method)  # a fix shared with the fast pass (version 5 located it at ``node``)
+        # Where the argument's code starts if it is on one line, else no location (version 5:
+        # at the call's node; a fix shared with the fast pass).
+        start = _first_code(argument)
+        line = getattr(argument, "lineno", None)
+        if line == getattr(argument, "end_lineno", None) == getattr(start, "lineno", None):
+            _place_on_first_line(method, start)
+        else:
+            _unlocated(method)
         return method
 
     def _call(self, name: str, argument: ast.expr, node: ast.AST) -> ast.Call:
         return ast.copy_location(
-            ast.Call(func=self._site_method(name, node), args=[argument], keywords=[]), node
+            ast.Call(func=self._site_method(name, argument), args=[argument], keywords=[]), node
         )
 
     def rewrite_body(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -195,6 +203,23 @@ class _ScopedRewrite(ast.NodeTransformer):
         self.generic_visit(node)
         node.value = self._call("delegate", node.value, node.value)
         return self._call("resume", node, node)
+
+    # Since version 5 (a fix shared with the fast pass): the handlers and ``finally`` of a
+    # ``try`` that holds a yield make the generator's span current again first.
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        self.generic_visit(node)
+        if self.generator and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes([node])):
+            for block in [*(handler.body for handler in node.handlers), node.finalbody]:
+                if block:
+                    none = ast.Constant(None)
+                    _unlocated(none)
+                    call = ast.Call(func=self._site_method("resume", none), args=[none], keywords=[])
+                    statement = ast.Expr(value=call)
+                    _unlocated(statement)
+                    block.insert(0, statement)
+        return node
+
+    visit_TryStar = visit_Try
 
 
 class _ModuleRewrite(ast.NodeVisitor):

@@ -91,6 +91,13 @@ GENERATORS = source(
         yield 1
 
 
+    def cleaning():
+        try:
+            yield 1
+        finally:
+            step(0)
+
+
     def collect(n):
         def numbers():
             for i in range(n):
@@ -272,24 +279,29 @@ def test_exception_thrown_in_and_not_caught_is_recorded(rec: Recording, gens: Mo
     assert event(span)["exception.type"] == "KeyError"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "generator.throw() raises at the yield expression, so the rewritten resume() after it "
-        "never runs: the handler code after a caught thrown exception runs detached from the "
-        "generator's span until its next yield/resume"
-    ),
-)
 def test_code_handling_a_thrown_exception_runs_in_the_generators_span(
     rec: Recording, gens: ModuleType
 ) -> None:
     generator = gens.forgiving()
     next(generator)
-    with rec.tracer.start_as_current_span("consumer"):
+    with rec.tracer.start_as_current_span("consumer") as consumer:
         generator.throw(KeyError("retry"))
+        # Back at its yield, the generator gave the consumer its context back.
+        assert trace.get_current_span() is consumer
     generator.close()
 
     assert_child(rec.span("step"), rec.span("forgiving"))
+
+
+def test_cleanup_of_a_closed_generator_runs_in_its_span(rec: Recording, gens: ModuleType) -> None:
+    generator = gens.cleaning()
+    next(generator)
+    with rec.tracer.start_as_current_span("consumer") as consumer:
+        generator.close()
+        assert trace.get_current_span() is consumer
+
+    assert_child(rec.span("step"), rec.span("cleaning"))
+    assert attr(rec.span("cleaning"), CLOSED) is True
 
 
 def test_yield_from_delegation_counts_and_never_leaks(rec: Recording, gens: ModuleType) -> None:
