@@ -5,8 +5,9 @@ For each selected function the body (after its docstring) is wrapped in
 :class:`~execscope.autotrace._runtime.Site`; at levels that capture values its ``return x``
 becomes ``return S.ret_exit(x)`` (``return S.ret(x)`` inside a ``with`` or a ``try`` with a
 ``finally``, whose exit code runs after the value); in generators ``yield x`` becomes
-``S.resume((yield S.suspend(x)))`` and ``yield from it`` becomes
-``S.resume((yield from S.delegate(it)))``. One expression statement is added at the top of the
+``S.resume((yield S.suspend(x)))``, ``yield from it`` becomes
+``S.resume((yield from S.delegate(it)))``, and each handler and ``finally`` of a ``try`` that
+holds a ``yield`` starts with ``S.resume(None)``. One expression statement is added at the top of the
 module (after the docstring and ``__future__`` imports) that registers the module's sites,
 described by constants compiled into the module, so cached bytecode needs nothing else.
 ``__execscope_sites__`` is a registry installed in ``builtins`` (a name lookup falls back to
