@@ -193,6 +193,18 @@ def _restore(token: Any, outer: Context) -> None:
 # stale; it is a hint shared by all threads, and a race only costs a full check.
 _DROPPED_PARENT: list[object] = [object()]
 
+# The recorded generators running a ``yield from`` now, by the id of their frame: a generator
+# the delegated-to iterator starts is their child (the consumer's context is current then, so
+# that the delegating generator's span never leaks into it). An entry lives while its frame
+# does (removed at the next resume or the end of the call), so its id is not reused meanwhile.
+_DELEGATING: dict[int, Call] = {}
+
+
+def _delegating_parent(frame: FrameType) -> Call | None:
+    """The recorded generator whose ``yield from`` resumes the one running ``frame``, if any."""
+    resumer = frame.f_back
+    return _DELEGATING.get(id(resumer)) if resumer is not None else None
+
 
 class Unsampled(trace.Span):
     """The current span below a local root that head sampling dropped (or while execscope's
@@ -680,7 +692,7 @@ class Site:
                 # start): whether it is recorded is decided when it proves slow.
                 self.frames[frame] = _Timed(_time_ns(), outer)
                 return
-            parent = outer.get(_SPAN_KEY)
+            parent = (_delegating_parent(frame) if _DELEGATING else None) or outer.get(_SPAN_KEY)
             kind = type(parent)
             if kind is Call:
                 if self.sample_rate < 1.0 and self._rate_leaves_out():
@@ -747,6 +759,8 @@ class Site:
                 return
             kind = type(state)
             if kind is Call:
+                if _DELEGATING:
+                    _DELEGATING.pop(id(frame), None)
                 if state.attached:  # Call.detach, inlined
                     state.attached = False
                     _restore(state.token, state.outer)
@@ -841,20 +855,27 @@ class Site:
         """Just after a ``yield`` resumed: make the generator's span current again."""
         if self.frames:
             try:
-                call = self.frames.get(_getframe(1))
-                if call is not None and type(call) is Call and not call.attached:
-                    call.attach()
+                frame = _getframe(1)
+                call = self.frames.get(frame)
+                if call is not None and type(call) is Call:
+                    if _DELEGATING:
+                        _DELEGATING.pop(id(frame), None)
+                    if not call.attached:
+                        call.attach()
             except Exception:
                 self._internal_error()
         return sent
 
     def delegate(self, iterable: Any) -> Any:
-        """Before ``yield from``: the delegated-to iterator runs in the consumer's context."""
+        """Before ``yield from``: the delegated-to iterator runs in the consumer's context, and
+        a generator it starts is this call's child (see ``_DELEGATING``)."""
         if self.frames:
             try:
-                call = self.frames.get(_getframe(1))
+                frame = _getframe(1)
+                call = self.frames.get(frame)
                 if call is not None and type(call) is Call:
                     call.detach()
+                    _DELEGATING[id(frame)] = call
             except Exception:
                 self._internal_error()
         return iterable

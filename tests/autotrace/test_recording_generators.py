@@ -319,19 +319,25 @@ def test_yield_from_delegation_counts_and_never_leaks(rec: Recording, gens: Modu
     assert attr(outer, YIELDS) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the delegated-to iterator runs in the consumer's context (the delegating generator is "
-        "detached before ``yield from`` so that it cannot leak), so a rewritten sub-generator "
-        "starts under the consumer's span, not under the delegating generator's"
-    ),
-)
 def test_sub_generator_run_by_yield_from_is_a_child(rec: Recording, gens: ModuleType) -> None:
-    with rec.tracer.start_as_current_span("consumer"):
-        list(gens.outer())
+    with rec.tracer.start_as_current_span("consumer") as consumer:
+        generator = gens.outer()
+        assert next(generator) == "a"
+        # Between the sub-generator's yields the consumer's context is current, not a
+        # generator's.
+        assert trace.get_current_span() is consumer
+        assert list(generator) == ["b", "inner done"]
 
     assert_child(rec.span("inner"), rec.span("outer"))
+    assert_child(rec.span("outer"), rec.span("consumer"))
+
+
+def test_a_generator_started_after_a_yield_from_is_not_its_child(rec: Recording, gens: ModuleType) -> None:
+    with rec.tracer.start_as_current_span("consumer"):
+        list(gens.outer())
+        list(gens.count(1))  # started by the consumer, after outer's delegation ended
+
+    assert_child(rec.span("count"), rec.span("consumer"))
 
 
 # --------------------------------------------------------------------------- async generators
