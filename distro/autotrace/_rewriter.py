@@ -183,11 +183,16 @@ def _own_nodes(body: list[ast.stmt]) -> list[ast.AST]:
     return found
 
 
+def _yields_in(statements: list[ast.stmt]) -> bool:
+    """Is there a ``yield`` among the nodes :func:`_own_nodes` finds from ``statements``?"""
+    return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(statements))
+
+
 def _is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef, source: _SourceIndex | None = None) -> bool:
-    """Is there a ``yield`` among the nodes :func:`_own_nodes` finds from the body's statements?
-    With ``source``, the walk skips the nodes whose lines have no ``yield``."""
+    """:func:`_yields_in` the body. With ``source``, the walk skips the nodes whose lines have
+    no ``yield``."""
     if source is None:
-        return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node.body))
+        return _yields_in(node.body)
     stack: list[ast.AST] = [s for s in node.body if not isinstance(s, _SCOPES) and source.may_yield_in(s)]
     while stack:
         current = stack.pop()
@@ -568,7 +573,7 @@ class _ScopedRewrite(ast.NodeTransformer):
         consumer its context back, and no ``resume`` runs after a yield that raises). Each of
         them starts by making it current again (``resume`` does nothing where it is)."""
         self.generic_visit(node)
-        if self.generator and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes([node])):
+        if self.generator and _yields_in([node]):
             for handler in node.handlers:
                 handler.body.insert(0, self._reattach())
             if node.finalbody:
