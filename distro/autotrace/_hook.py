@@ -48,6 +48,14 @@ def cache_tag(fingerprint: str, module: str, default_selected: bool) -> str:
     return hashlib.sha256(key).hexdigest()[:12]
 
 
+def selected_by_default(selection: Selection, module: str, filename: str) -> bool:
+    """Whether a module ``selection.selects`` is selected by default too (its functions no plan
+    target covers are recorded at the default level). Without a plan, what ``selects`` tells
+    once past the exclusions is ``by_default``: not asked twice (it reads the file's real path,
+    half the cost of finding a module)."""
+    return selection.plan is None or selection.by_default(module, filename)
+
+
 @contextlib.contextmanager
 def _no_cyclic_collection() -> Iterator[None]:
     """The cyclic garbage collector paused while a module is parsed, rewritten and compiled.
@@ -157,10 +165,9 @@ class RewritingFinder:
             return self._passed_on(spec)
         if not selection.selects(fullname, spec.origin):
             return self._passed_on(spec)
-        # Without a plan, what ``selects`` tells once past the exclusions is ``by_default``:
-        # not asked twice (it reads the file's real path, half the cost of finding a module).
-        default_selected = selection.plan is None or selection.by_default(fullname, spec.origin)
-        spec.loader = RewritingLoader(fullname, spec.origin, self, default_selected)
+        spec.loader = RewritingLoader(
+            fullname, spec.origin, self, selected_by_default(selection, fullname, spec.origin)
+        )
         return spec
 
     def _passed_on(self, spec: ModuleSpec) -> ModuleSpec | None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from execscope.autotrace._hook import RewritingFinder, RewritingLoader
+from execscope.autotrace._hook import RewritingFinder, RewritingLoader, selected_by_default
 
 #: Folders never searched: caches, version control, virtual environments' contents.
 _SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages", "dist-packages"})
@@ -35,6 +35,8 @@ class PrecompileReport:
     rewritten: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
     not_selected: list[str] = field(default_factory=list)
+    #: Files no module name can be given ("my-script.py"), by path.
+    not_importable: list[str] = field(default_factory=list)
     #: Modules the rewriter could not handle (imported unmodified at run time, with a warning).
     unmodified: list[str] = field(default_factory=list)
     #: (module, error) of files that do not compile at all.
@@ -84,13 +86,12 @@ def precompile(paths: Iterable[Path], finder: RewritingFinder) -> PrecompileRepo
             filename = str(path.absolute())
             name = module_name(path)
             if not name or not all(part.isidentifier() for part in name.split(".")):
-                report.not_selected.append(filename)  # not importable ("my-script.py")
+                report.not_importable.append(filename)
                 continue
             if not selection.selects(name, filename):
                 report.not_selected.append(name)
                 continue
-            default_selected = selection.plan is None or selection.by_default(name, filename)
-            loader = RewritingLoader(name, filename, finder, default_selected)
+            loader = RewritingLoader(name, filename, finder, selected_by_default(selection, name, filename))
             rewritten, failed = len(finder.rewritten), len(finder.failed)
             try:
                 loader.get_code(name)

@@ -136,7 +136,7 @@ def compile_modules(paths: tuple[Path, ...], quiet: bool) -> None:
     if not quiet:
         click.echo(
             f"rewrote {len(report.rewritten)} modules into the cache; {len(report.up_to_date)} up to date; "
-            f"{len(report.not_selected)} not selected"
+            f"{len(report.not_selected) + len(report.not_importable)} not selected"
         )
     if report.unmodified or report.errors:
         raise SystemExit(1)
