@@ -31,6 +31,14 @@ speedups = Extension(
     optional=True,
 )
 
+# The bytecode rewrite's pass over each selected function (the import hook's cold path), optional
+# in the same way: without it selected modules are rewritten through their `ast` tree.
+bytecode = Extension(
+    "execscope.autotrace._bytecode_speedups",
+    sources=["distro/autotrace/_bytecode_speedups.c"],
+    optional=True,
+)
+
 # The export worker's per-span encoding and masking check, optional in the same way: without it
 # the pure-Python encoder (the specification it is tested against) runs.
 accelerated = Extension(
@@ -39,4 +47,4 @@ accelerated = Extension(
     optional=True,
 )
 
-setup(packages=packages, package_dir=package_dir, ext_modules=[speedups, accelerated])
+setup(packages=packages, package_dir=package_dir, ext_modules=[speedups, bytecode, accelerated])

@@ -203,11 +203,19 @@ class Import(Variant):
     cache; or (``round_trip``) through the parse to ``ast`` objects and back, rewriting nothing."""
 
     def __init__(
-        self, label: str, source: str, *, rewritten: bool, cold: bool, round_trip: bool = False
+        self,
+        label: str,
+        source: str,
+        *,
+        rewritten: bool,
+        cold: bool,
+        round_trip: bool = False,
+        bytecode: bool = True,
     ) -> None:
         self.name = "execscope_bench_import_" + label
         self.source = source
         self.rewritten = rewritten
+        self.bytecode = bytecode
         self.cold = cold
         self.round_trip = round_trip
 
@@ -220,7 +228,7 @@ class Import(Variant):
             (self._folder / f"{self.name}.py").write_text(self.source, encoding="utf-8")
             # Every function at the default level, as the hook selects the application's modules.
             roots = (str(self._folder.resolve()),)
-            self._finder = RewritingFinder(Selection(roots=roots, default_level=FULL))
+            self._finder = RewritingFinder(Selection(roots=roots, default_level=FULL), bytecode=self.bytecode)
             self._import()  # writes the cache a warm variant reads
             if not self.cold and not list((self._folder / "__pycache__").glob(f"{self.name}.*.pyc")):
                 raise RuntimeError(f"no bytecode cache was written in {self._folder}: warm imports are cold")
@@ -310,12 +318,14 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
     """The benchmark on a module of ``classes`` classes and ``functions`` functions (small in the test)."""
     source = generate_module(classes, functions)
     variants: dict[str, Callable[[], Variant]] = {
-        label: partial(Import, label, source, rewritten=rewritten, cold=cold)
-        for label, rewritten, cold in (
-            ("plain_cold", False, True),
-            ("rewritten_cold", True, True),
-            ("plain_warm", False, False),
-            ("rewritten_warm", True, False),
+        label: partial(Import, label, source, rewritten=rewritten, cold=cold, bytecode=bytecode)
+        for label, rewritten, cold, bytecode in (
+            ("plain_cold", False, True, True),
+            ("rewritten_cold", True, True, True),
+            ("ast_rewritten_cold", True, True, False),
+            ("plain_warm", False, False, True),
+            ("rewritten_warm", True, False, True),
+            ("ast_rewritten_warm", True, False, False),
         )
     }
     variants["libraries_plain"] = partial(ImportLibraries, hooked=False)
@@ -331,6 +341,7 @@ def make_benchmark(classes: int = CLASSES, functions: int = FUNCTIONS) -> Benchm
         operation="import",
         baselines={
             "rewritten_cold": "plain_cold",
+            "ast_rewritten_cold": "plain_cold",
             "plain_cold": "plain_cold",
             "roundtrip_cold": "plain_cold",
             "libraries_plain": "libraries_plain",

@@ -71,13 +71,16 @@ def test_autotrace_import_runs_cold_and_warm_from_the_command_line() -> None:
     assert {variant.name for variant in result.variants} == {
         "plain_cold",
         "rewritten_cold",
+        "ast_rewritten_cold",
         "plain_warm",
         "rewritten_warm",
+        "ast_rewritten_warm",
         "roundtrip_cold",
         "libraries_plain",
         "libraries_hooked",
     }
     assert result.variant("rewritten_cold").baseline == "plain_cold"
+    assert result.variant("ast_rewritten_cold").baseline == "plain_cold"
     assert result.variant("roundtrip_cold").baseline == "plain_cold"
     assert result.variant("libraries_hooked").baseline == "libraries_plain"
     assert result.variant("libraries_hooked").metrics["imports_ms"] > 0

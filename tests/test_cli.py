@@ -96,12 +96,13 @@ def test_config_shows_each_value_and_where_it_came_from(env: dict[str, str], tmp
 
 
 def test_config_tells_which_compiled_parts_this_installation_has(env: dict[str, str], tmp_path: Path) -> None:
-    from execscope.autotrace import _runtime
+    from execscope.autotrace import _code_rewrite, _runtime
     from execscope.processors import _compiled
 
     document = execscope_json("config", env=env, cwd=tmp_path)
     assert document["compiled"] == {
         "autotrace_core": _runtime.accelerated(),
+        "autotrace_bytecode": _code_rewrite.AVAILABLE,
         "span_pipeline": _compiled.ACCELERATED,
     }
     text = execscope("config", env=env, cwd=tmp_path).stdout.splitlines()

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
+from execscope.autotrace import _code_rewrite
 from execscope.autotrace._rewriter import Decision, module_key, rewrite_tree
 from execscope.autotrace._selection import Selection
 
@@ -76,7 +77,7 @@ def _no_cyclic_collection() -> Iterator[None]:
 
 
 class RewritingLoader(SourceFileLoader):
-    """A ``SourceFileLoader`` that compiles the rewritten AST instead of the source."""
+    """A ``SourceFileLoader`` whose code is the rewritten module's (see ``RewritingFinder.rewrite``)."""
 
     def __init__(self, fullname: str, path: str, finder: RewritingFinder, default_selected: bool) -> None:
         super().__init__(fullname, path)
@@ -115,8 +116,11 @@ class RewritingLoader(SourceFileLoader):
 class RewritingFinder:
     """Finds selected modules with ``PathFinder`` and gives them a :class:`RewritingLoader`."""
 
-    def __init__(self, selection: Selection) -> None:
+    def __init__(self, selection: Selection, *, bytecode: bool = True) -> None:
         self.selection = selection
+        #: Rewrite the compiled code (``_code_rewrite``) where that pass is compiled, else the
+        #: ``ast`` tree (the ``autotrace_bytecode`` setting).
+        self.bytecode = bytecode
         self.rewritten: list[str] = []
         self.failed: list[str] = []
         self._local = threading.local()
@@ -188,7 +192,10 @@ class RewritingFinder:
     def rewrite(
         self, module: str, data: bytes | str, path: str, default_selected: bool, optimize: int = -1
     ) -> CodeType | None:
-        """Compiled rewritten code, or None (after one warning) when the module cannot be rewritten."""
+        """Compiled rewritten code, or None (after one warning) when the module cannot be rewritten:
+        the source compiled, then its code rewritten (``_code_rewrite``), where that pass is
+        compiled and ``bytecode`` is set; else the source parsed, its tree rewritten
+        (``_rewriter``), then compiled."""
         with _no_cyclic_collection():
             return self._rewrite(module, data, path, default_selected, optimize)
 
@@ -197,7 +204,12 @@ class RewritingFinder:
     ) -> CodeType | None:
         try:
             source = importlib.util.decode_source(data) if isinstance(data, bytes) else data
-            tree = ast.parse(source, path)
+            if self.bytecode and _code_rewrite.AVAILABLE:
+                compiled: CodeType | ast.Module = compile(
+                    source, path, "exec", dont_inherit=True, optimize=optimize
+                )
+            else:
+                compiled = ast.parse(source, path)
         except (SyntaxError, ValueError, UnicodeDecodeError):
             return None  # the normal compile reports the error exactly as without execscope
         selection = self.selection
@@ -209,10 +221,12 @@ class RewritingFinder:
             def level_for(qualname: str) -> Decision:
                 return alike or selection.decide(module, qualname, default_selected)
 
-            result = rewrite_tree(
-                tree, str(Path(path).absolute()), level_for, module_key(module, data), source=source
-            )
-            code = compile(result.tree, path, "exec", dont_inherit=True, optimize=optimize)
+            filename, key = str(Path(path).absolute()), module_key(module, data)
+            if isinstance(compiled, CodeType):
+                code = _code_rewrite.rewrite_code(compiled, source, filename, level_for, key).code
+            else:
+                result = rewrite_tree(compiled, filename, level_for, key, source=source)
+                code = compile(result.tree, path, "exec", dont_inherit=True, optimize=optimize)
         except Exception as error:
             self.failed.append(module)
             _logger.warning(
@@ -244,11 +258,11 @@ def is_rewritten(module: ModuleType) -> bool:
     return False
 
 
-def install_finder(selection: Selection) -> RewritingFinder:
+def install_finder(selection: Selection, *, bytecode: bool = True) -> RewritingFinder:
     """Puts the finder right before ``PathFinder`` (first when there is none): it takes over
     only what ``PathFinder`` would find, after the finders that come before it (built-in and
     frozen modules, and any a tool installed ahead of it) have passed."""
-    finder = RewritingFinder(selection)
+    finder = RewritingFinder(selection, bytecode=bytecode)
     try:
         sys.meta_path.insert(sys.meta_path.index(PathFinder), finder)
     except ValueError:

@@ -154,7 +154,7 @@ def install(
                 "execscope: these modules were imported before auto-tracing started and are not traced: %s",
                 ", ".join(early),
             )
-        _finder = install_finder(selection)
+        _finder = install_finder(selection, bytecode=settings.autotrace_bytecode)
         _rewrite_main_script(selection)
         return _finder
 

@@ -49,7 +49,7 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
 #: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
-REWRITER_VERSION: Final = 10
+REWRITER_VERSION: Final = 11
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
 #: iteration protocol, finalisation, printing): recording them would flood traces and would
@@ -612,16 +612,31 @@ class _ModuleRewrite:
         # any: code of the function's own runs after their value is computed.
         self.guards = 0
         self.guarded_returns: set[int] = set()
+        # Set while the statements of a class body are walked: a function found in them, in a
+        # block or not, is a method of that class (in_class, stateful).
+        self.method_of: tuple[bool, bool] | None = None
+        # The innermost enclosing class's name: the compiler mangles ``__x`` names below it.
+        self.class_name: str | None = None
+        # The names the function being walked declares ``global``.
+        self.globals: set[str] = set()
 
     def statements(self, statements: list[ast.stmt], returns: list[ast.Return] | None) -> None:
         """Rewrite the functions in ``statements``; collect the ``return`` statements that
         belong to the enclosing function into ``returns``."""
         for statement in statements:
             kind = type(statement)
-            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
-                self.function(statement, False, False)  # type: ignore[arg-type]
-            elif kind is ast.ClassDef:
-                self.class_(statement)  # type: ignore[arg-type]
+            if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
+                # A function or class whose name its function declares ``global`` is named as one
+                # defined at the top of the module.
+                outer = self.prefix
+                if self.globals and statement.name in self.globals:  # type: ignore[attr-defined]
+                    self.prefix = ""
+                if kind is ast.ClassDef:
+                    self.class_(statement)  # type: ignore[arg-type]
+                else:
+                    in_class, stateful = self.method_of or (False, False)
+                    self.function(statement, in_class, stateful)  # type: ignore[arg-type]
+                self.prefix = outer
             elif kind is ast.Return:
                 if returns is not None:
                     returns.append(statement)  # type: ignore[arg-type]
@@ -653,7 +668,7 @@ class _ModuleRewrite:
         return owner is not None and _statements_assign_owner(method.body, owner)
 
     def class_(self, node: ast.ClassDef) -> None:
-        methods = [n for n in node.body if isinstance(n, _FUNCTIONS)]
+        methods = _class_methods(node.body, [])
         stateful = any(
             self._stateful_method(m)
             for m in methods
@@ -661,27 +676,28 @@ class _ModuleRewrite:
         ) or any(isinstance(b, ast.Name) and b.id in self.stateful_classes for b in node.bases)
         if stateful:
             self.stateful_classes.add(node.name)
-        outer = self.prefix
+        outer, outer_method_of, outer_class = self.prefix, self.method_of, self.class_name
         self.prefix = f"{outer}{node.name}."
-        for statement in node.body:
-            if isinstance(statement, _FUNCTIONS):
-                self.function(statement, True, stateful)
-            else:
-                self.statements([statement], None)
-        self.prefix = outer
+        # A function anywhere in the body's statements is a method (``if``/``try`` blocks too).
+        self.method_of = (True, stateful)
+        self.class_name = node.name
+        self.statements(node.body, None)
+        self.prefix, self.method_of, self.class_name = outer, outer_method_of, outer_class
 
     def function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool, stateful_class: bool
     ) -> None:
         name = node.name
-        outer = self.prefix
+        outer, outer_method_of = self.prefix, self.method_of
         qualname = outer + name
         self.prefix = qualname + ".<locals>."
+        self.method_of = None
+        outer_globals, self.globals = self.globals, _declared_global(node.body, set())
         returns: list[ast.Return] = []
         outer_guards, self.guards = self.guards, 0
         self.statements(node.body, returns)
         self.guards = outer_guards
-        self.prefix = outer
+        self.prefix, self.method_of, self.globals = outer, outer_method_of, outer_globals
 
         if in_class and name in PLUMBING_METHODS:
             return
@@ -695,15 +711,9 @@ class _ModuleRewrite:
             params = _parameters(args)
         else:
             params = tuple([a.arg for a in args.args])
-        flags = 0
-        if in_class and "staticmethod" not in decorators:
-            flags |= SiteFlags.METHOD
-            if "classmethod" not in decorators and name not in ("__new__", "__init_subclass__"):
-                flags |= SiteFlags.INSTANCE_METHOD
-                if stateful_class or decision.stateful:
-                    flags |= SiteFlags.STATEFUL_CLASS
-        elif params and (params[0] == "state" or decision.stateful):
-            flags |= SiteFlags.REDUCER
+        if self.class_name is not None:
+            params = _mangled(params, self.class_name)
+        flags = binding_flags(name, params, decorators, in_class, stateful_class, decision.stateful)
         may_yield = self.index.may_yield_in(node)
         generator = may_yield and _is_generator(node, self.index)
         if generator:
@@ -731,6 +741,68 @@ class _ModuleRewrite:
                     method = "ret" if id(statement) in guarded else "ret_exit"
                     statement.value = _site_call(key, index, method, value, value)
         _wrap_body(node, index, key)
+
+
+def binding_flags(
+    name: str,
+    params: tuple[str, ...],
+    decorators: Iterable[str],
+    in_class: bool,
+    stateful_class: bool,
+    stateful: bool,
+) -> int:
+    """The :class:`SiteFlags` of how a function is called: a method (bound to an instance or to
+    its class: not a ``staticmethod``), of a stateful class (``stateful_class``, or ``stateful``
+    in the plan); or a reducer (first parameter ``state``, or ``stateful`` in the plan)."""
+    decorators = frozenset(decorators)
+    if in_class and "staticmethod" not in decorators:
+        if "classmethod" in decorators or name in ("__new__", "__init_subclass__"):
+            return SiteFlags.METHOD
+        held = SiteFlags.STATEFUL_CLASS if stateful_class or stateful else 0
+        return SiteFlags.METHOD | SiteFlags.INSTANCE_METHOD | held
+    if params and (params[0] == "state" or stateful):
+        return SiteFlags.REDUCER
+    return 0
+
+
+def _declared_global(statements: list[ast.stmt], found: set[str]) -> set[str]:
+    """The names ``global`` statements declare among ``statements`` and their blocks."""
+    for statement in statements:
+        if isinstance(statement, ast.Global):
+            found.update(statement.names)
+        else:
+            fields = _BLOCKS.get(type(statement))
+            if fields is not None:
+                for block in _blocks(statement, fields):
+                    _declared_global(block, found)
+    return found
+
+
+def _class_methods(
+    statements: list[ast.stmt], found: list[ast.FunctionDef | ast.AsyncFunctionDef]
+) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions defined in a class body: its statements and the blocks nested in them (a
+    method defined under an ``if`` or a ``try``), not in nested functions or classes."""
+    for statement in statements:
+        if isinstance(statement, _FUNCTIONS):
+            found.append(statement)
+        else:
+            fields = _BLOCKS.get(type(statement))
+            if fields is not None:
+                for block in _blocks(statement, fields):
+                    _class_methods(block, found)
+    return found
+
+
+def _mangled(names: tuple[str, ...], class_name: str) -> tuple[str, ...]:
+    """Parameter names as the compiler stores them in a class: ``__x`` is ``_Class__x``."""
+    stripped = class_name.lstrip("_")
+    if not stripped or not any(n.startswith("__") for n in names):
+        return names
+    return tuple(
+        f"_{stripped}{n}" if n.startswith("__") and not n.endswith("__") and "." not in n else n
+        for n in names
+    )
 
 
 def _is_docstring(statement: ast.stmt) -> bool:

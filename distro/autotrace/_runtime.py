@@ -566,6 +566,10 @@ class Site:
 
         def ret_exit(self, value: Any) -> Any: ...
 
+        def leave(self, value: Any) -> Any: ...
+
+        def ret_leave(self, value: Any) -> Any: ...
+
     else:
         __slots__ = ()
 
@@ -1074,13 +1078,21 @@ class _PythonCore:
     def __exit__(
         self: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
-        if not self.frames:
-            return False
+        if self.frames:
+            self._exit_from(_getframe(1), exc_type, exc, tb)
+        return False
+
+    def _exit_from(
+        self: Any,
+        frame: FrameType,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
-            frame = _getframe(1)
             state = self.frames.get(frame)
             if state is None:
-                return False
+                return
             # Most timed calls stay below min_duration: decided here, without another call.
             kind = type(state)
             if kind is int or kind is tuple:
@@ -1088,11 +1100,10 @@ class _PythonCore:
                 if _time_ns() - start < self.min_duration_ns and not (self.record_errors and exc_type):
                     del self.frames[frame]
                     self._count_unrecorded()
-                    return False
+                    return
             self._exit_slow(frame, exc_type, exc, tb)
         except Exception:
             self._internal_error()
-        return False
 
     def ret(self: Any, value: Any) -> Any:
         """``return value`` of the rewritten function: remembered, returned unchanged."""
@@ -1105,16 +1116,33 @@ class _PythonCore:
         (no enclosing ``try`` with a ``finally``, no enclosing ``with``): a timed call ends
         here, and one below min_duration is settled now, without keeping its value."""
         if self.frames:
-            try:
-                frame = _getframe(1)
-                state = self.frames.get(frame)
-                if type(state) is int and _time_ns() - state < self.min_duration_ns:
-                    del self.frames[frame]
-                    self._count_unrecorded()
-                    return value
-            except Exception:
-                self._internal_error()
-            return self._ret_slow(_getframe(1), value)
+            return self._ret_exit_from(_getframe(1), value)
+        return value
+
+    def _ret_exit_from(self: Any, frame: FrameType, value: Any) -> Any:
+        try:
+            state = self.frames.get(frame)
+            if type(state) is int and _time_ns() - state < self.min_duration_ns:
+                del self.frames[frame]
+                self._count_unrecorded()
+                return value
+        except Exception:
+            self._internal_error()
+        return self._ret_slow(frame, value)
+
+    def leave(self: Any, value: Any) -> Any:
+        """The call ends at a ``return`` whose value is not kept: ``__exit__`` with no exception."""
+        if self.frames:
+            self._exit_from(_getframe(1), None, None, None)
+        return value
+
+    def ret_leave(self: Any, value: Any) -> Any:
+        """The call ends at ``return value``: ``ret_exit``, then ``__exit__`` with no exception."""
+        if self.frames:
+            frame = _getframe(1)
+            value = self._ret_exit_from(frame, value)
+            if self.frames:
+                self._exit_from(frame, None, None, None)
         return value
 
 

@@ -380,6 +380,30 @@ SiteCore_ret_exit(SiteCore *self, PyObject *value)
     return ret_recorded(self, value);
 }
 
+/* ``return value`` where the call ends: the value not kept (``leave``), or kept (``ret_leave``,
+ * as ``ret_exit``), then the exit a ``with`` would make, in one call from the rewritten code. */
+static PyObject *
+SiteCore_leave(SiteCore *self, PyObject *value)
+{
+    PyObject *none[3] = {Py_None, Py_None, Py_None};
+    PyObject *done = SiteCore_exit(self, none, 3);
+    Py_XDECREF(done);
+    return Py_NewRef(value);
+}
+
+static PyObject *
+SiteCore_ret_leave(SiteCore *self, PyObject *value)
+{
+    if (!self->timed_count && PyDict_GET_SIZE(self->frames) == 0) {
+        return Py_NewRef(value);  /* nothing to keep, nothing to end */
+    }
+    PyObject *kept = SiteCore_ret_exit(self, value);
+    PyObject *none[3] = {Py_None, Py_None, Py_None};
+    PyObject *done = SiteCore_exit(self, none, 3);
+    Py_XDECREF(done);
+    return kept;
+}
+
 static PyObject *
 SiteCore_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
 {
@@ -435,6 +459,8 @@ static PyMethodDef SiteCore_methods[] = {
     {"ret", (PyCFunction)SiteCore_ret, METH_O, "``return value``: remembered, returned unchanged."},
     {"ret_exit", (PyCFunction)SiteCore_ret_exit, METH_O,
      "``return value`` with nothing of the function's own left to run: a timed call ends here."},
+    {"leave", (PyCFunction)SiteCore_leave, METH_O, "The call ends at this ``return``; its value is not kept."},
+    {"ret_leave", (PyCFunction)SiteCore_ret_leave, METH_O, "The call ends at this ``return value``."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from execscope.autotrace import rewrite_source
+from execscope.autotrace import rewrite_bytecode, rewrite_source
 from execscope.autotrace._hook import RewritingFinder
 from execscope.autotrace._install import load_configured_plan, selection_from
 from execscope.autotrace._precompile import precompile
@@ -102,12 +102,22 @@ def plan_show(plan_file: Path | None, as_json: bool) -> None:
 @click.command("rewrite")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--module", default=None, help="Module name the plan is matched against (default: file stem).")
-def rewrite(path: Path, module: str | None) -> None:
+@click.option(
+    "--bytecode",
+    is_flag=True,
+    help="Print the rewritten compiled code (disassembled), which runs on CPython 3.11 where that rewrite "
+    "was compiled at install; the default output is the same calls as source.",
+)
+def rewrite(path: Path, module: str | None, bytecode: bool) -> None:
     """Print PATH as the auto-instrumentor rewrites it (comments are not kept)."""
     try:
-        click.echo(rewrite_source(path, module))
+        click.echo(rewrite_bytecode(path, module) if bytecode else rewrite_source(path, module))
     except SyntaxError as error:
         raise click.ClickException(f"{path} cannot be parsed: {error}") from None
+    except RuntimeError as error:  # no bytecode rewrite on this interpreter or installation
+        raise click.ClickException(
+            f"{error}; `execscope rewrite` without --bytecode shows what runs"
+        ) from None
 
 
 @click.command("compile")
@@ -127,7 +137,9 @@ def compile_modules(paths: tuple[Path, ...], quiet: bool) -> None:
         return
     targets = paths or (Path.cwd(),)
     roots = tuple(sorted({str((p if p.is_dir() else p.parent).resolve()) for p in targets}))
-    finder = RewritingFinder(selection_from(settings, load_configured_plan(settings), roots))
+    finder = RewritingFinder(
+        selection_from(settings, load_configured_plan(settings), roots), bytecode=settings.autotrace_bytecode
+    )
     report = precompile(targets, finder)
     for name in report.unmodified:
         click.echo(f"{name}: the rewriter cannot handle it; it runs unmodified", err=True)

@@ -139,12 +139,14 @@ def config(as_json: bool) -> None:
 
 def _compiled_parts() -> list[tuple[str, bool, str]]:
     """(name, compiled here, what it does) of each optional C extension: without one, the pure
-    Python code of the same behaviour runs, only slower."""
-    from execscope.autotrace import _runtime
+    Python code of the same behaviour runs, only slower (without the bytecode rewrite, the
+    ``ast`` rewrite)."""
+    from execscope.autotrace import _code_rewrite, _runtime
     from execscope.processors import _compiled
 
     return [
         ("autotrace_core", _runtime.accelerated(), "a rewritten function's per-call path"),
+        ("autotrace_bytecode", _code_rewrite.AVAILABLE, "a selected module's rewrite, on its compiled code"),
         ("span_pipeline", _compiled.ACCELERATED, "per-span compaction, masking check, OTLP encoding"),
     ]
 

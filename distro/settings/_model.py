@@ -93,6 +93,13 @@ class Settings:
         "Run the per-call fast path of rewritten functions in C where it was compiled at install; "
         "`false`: the pure-Python path (same behaviour, slower).",
     )
+    autotrace_bytecode: bool = _setting(
+        True,
+        p.parse_bool,
+        "Rewrite a selected module's compiled code, where the interpreter is 3.11 and that pass was "
+        "compiled at install; `false`: rewrite its `ast` tree and compile that (same behaviour, a "
+        "dearer first import).",
+    )
     capture_max_depth: int = _setting(
         3, p.parse_int_range(0, 64), "Nesting levels shown of a captured value."
     )

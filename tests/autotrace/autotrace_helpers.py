@@ -36,6 +36,9 @@ _counter = itertools.count()
 #: Which core rewritten functions run on in these tests: the C one, unless the run asks for the
 #: pure-Python one with ``EXECSCOPE_AUTOTRACE_ACCELERATOR=false`` (test_python_core.py does).
 ACCELERATED: bool = load_settings({}, environ=dict(os.environ)).settings.autotrace_accelerator
+#: Which rewrite selected modules go through in these tests: of their compiled code, unless the run
+#: asks for the ``ast`` rewrite with ``EXECSCOPE_AUTOTRACE_BYTECODE=false`` (test_rewrite_paths.py does).
+BYTECODE: bool = load_settings({}, environ=dict(os.environ)).settings.autotrace_bytecode
 
 
 class Recording:
@@ -111,7 +114,7 @@ def import_source(
     path.write_text(source, encoding="utf-8")
     if rewritten:
         selection = Selection(roots=(str(folder.resolve()),), plan=plan, default_level=level, never=())
-        finder = RewritingFinder(selection)
+        finder = RewritingFinder(selection, bytecode=BYTECODE)
         spec = finder.find_spec(name, [str(folder)])
         assert spec is not None, f"{name} was not selected for rewriting"
     else:

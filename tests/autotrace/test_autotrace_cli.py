@@ -5,7 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from conftest import clean_environment, execscope, execscope_json
+from execscope.autotrace import _code_rewrite
 from execscope.plan import Plan, Target, dump_plan
 
 MODULE = '''"""A module."""
@@ -55,6 +58,22 @@ def test_rewrite_prints_the_module_as_it_will_run(tmp_path: Path) -> None:
     assert ".ret(sum(prices))" in printed
     assert "return 'Cart()'" in printed  # __repr__ is never rewritten
     assert printed.startswith('"""A module."""')  # the docstring stays first
+
+
+@pytest.mark.skipif(not _code_rewrite.AVAILABLE, reason="the bytecode rewrite is not compiled here")
+def test_rewrite_prints_the_rewritten_compiled_code_on_request(tmp_path: Path) -> None:
+    source = tmp_path / "shop.py"
+    source.write_text(MODULE, encoding="utf-8")
+
+    result = execscope("rewrite", "--bytecode", source, env=clean_environment(), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    total = result.stdout.split("Disassembly of <code object total")[1].split("Disassembly of")[0]
+    assert "(__execscope_sites__)" in total and "BEFORE_WITH" in total  # the site's __enter__
+    assert "(ret_leave)" in total  # the return value kept, the call ended
+    assert "WITH_EXCEPT_START" in total  # the exception handed to __exit__
+    repr_code = result.stdout.split("Disassembly of <code object __repr__")[1].split("Disassembly of")[0]
+    assert "__execscope_sites__" not in repr_code  # __repr__ is never rewritten
 
 
 def test_rewrite_follows_the_configured_plan(tmp_path: Path) -> None:

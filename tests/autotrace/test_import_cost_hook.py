@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autotrace_helpers import recording, unique_module_name
+from autotrace_helpers import BYTECODE, recording, unique_module_name
 
 from execscope.autotrace._hook import RewritingFinder, RewritingLoader
 from execscope.autotrace._levels import FULL, TIMING
@@ -44,7 +44,7 @@ def write_module(project: Path) -> str:
 
 
 def find(project: Path, name: str, selection: Selection) -> RewritingLoader:
-    spec = RewritingFinder(selection).find_spec(name, [str(project)])
+    spec = RewritingFinder(selection, bytecode=BYTECODE).find_spec(name, [str(project)])
     assert spec is not None and isinstance(spec.loader, RewritingLoader)
     return spec.loader
 
@@ -120,7 +120,7 @@ def test_the_fingerprint_is_computed_once_per_selection(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(Selection, "fingerprint", counting)
     first = Selection(roots=("/nowhere",), default_level=FULL, never=())
-    finder = RewritingFinder(first)
+    finder = RewritingFinder(first, bytecode=BYTECODE)
     assert finder.fingerprint() == finder.fingerprint() == original(first)
     assert calls == [first]
     second = Selection(roots=("/nowhere",), default_level=TIMING, never=())
@@ -132,5 +132,5 @@ def test_the_fingerprint_is_computed_once_per_selection(monkeypatch: pytest.Monk
 def test_the_finder_still_finds_nothing_for_unselected_modules(project: Path) -> None:
     name = write_module(project)
     selection = Selection(roots=(str(project / "elsewhere"),), default_level=FULL, never=())
-    assert RewritingFinder(selection).find_spec(name, [str(project)]) is None
+    assert RewritingFinder(selection, bytecode=BYTECODE).find_spec(name, [str(project)]) is None
     assert sys.modules.get(name) is None

@@ -9,7 +9,9 @@ function does not make the function a generator; where the code added is located
 tracer sees the original line events in statements spanning several lines: the ``with``'s
 enter code where the first statement starts to run, ``_first_code``, shared with the fast pass,
 and the calls' method lookups with no location; a generator's handlers and ``finally`` make its
-span current again); both passes rewrite the same sources, and
+span current again; a function in a block of a class body is a method, parameters are named as
+the compiler mangles them, and a function or class declared ``global`` is named as the
+interpreter names it); both passes rewrite the same sources, and
 everything but the header (the part meant to change) must be identical, down to every node's
 location (``ast.dump`` with attributes). The header must carry the same descriptors at the
 same place.
@@ -38,7 +40,10 @@ from execscope.autotrace._rewriter import (
     LevelFor,
     RewriteResult,
     SiteDescriptor,
+    _class_methods,
+    _declared_global,
     _first_code,
+    _mangled,
     rewrite_tree,
 )
 from execscope.autotrace._runtime import _parse_descriptor
@@ -229,14 +234,19 @@ class _ModuleRewrite(ast.NodeVisitor):
         self.sites: list[SiteDescriptor] = []
         self.qualname: list[str] = []
         self.stateful_classes: set[str] = set()
+        self.method_of: tuple[bool, bool] | None = None  # shared fix: methods in a class body's blocks
+        self.class_names: list[str] = []  # shared fix: mangled parameter names
+        self.globals: set[str] = set()  # shared fix: what the function being walked declares global
 
     # Qualified names follow the interpreter's rules: ``C.m``, ``f.<locals>.g``.
     def _child_qualname(self, name: str) -> str:
+        if name in self.globals:
+            return name
         return ".".join([*self.qualname, name])
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         qualname = self._child_qualname(node.name)
-        methods = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        methods = _class_methods(node.body, [])
         stateful = any(
             _assigns_self(m) for m in methods if not _decorator_names(m) & {"staticmethod", "classmethod"}
         ) or any(isinstance(b, ast.Name) and b.id in self.stateful_classes for b in node.bases)
@@ -246,20 +256,22 @@ class _ModuleRewrite(ast.NodeVisitor):
             self.visit(decorator)
         for item in (*node.bases, *node.keywords):
             self.visit(item)
-        self.qualname.append(node.name)
+        outer = self.qualname, self.method_of, self.globals
+        self.qualname = qualname.split(".")
+        self.method_of, self.globals = (True, stateful), set()
+        self.class_names.append(node.name)
         for statement in node.body:
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._function(statement, in_class=True, stateful_class=stateful)
-            else:
-                self.visit(statement)
-        self.qualname.pop()
-        del qualname
+            self.visit(statement)
+        self.class_names.pop()
+        self.qualname, self.method_of, self.globals = outer
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._function(node, in_class=False, stateful_class=False)
+        in_class, stateful = self.method_of or (False, False)
+        self._function(node, in_class=in_class, stateful_class=stateful)
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._function(node, in_class=False, stateful_class=False)
+        in_class, stateful = self.method_of or (False, False)
+        self._function(node, in_class=in_class, stateful_class=stateful)
 
     def _function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, *, in_class: bool, stateful_class: bool
@@ -271,11 +283,12 @@ class _ModuleRewrite(ast.NodeVisitor):
         if node.returns is not None:
             self.visit(node.returns)
         qualname = self._child_qualname(node.name)
-        self.qualname.extend([node.name, "<locals>"])
+        outer = self.qualname, self.method_of, self.globals
+        self.qualname = [*qualname.split("."), "<locals>"]
+        self.method_of, self.globals = None, _declared_global(node.body, set())
         for statement in node.body:
             self.visit(statement)
-        self.qualname.pop()
-        self.qualname.pop()
+        self.qualname, self.method_of, self.globals = outer
 
         if in_class and node.name in PLUMBING_METHODS:
             return
@@ -285,6 +298,8 @@ class _ModuleRewrite(ast.NodeVisitor):
             return
         decorators = _decorator_names(node)
         params = _parameters(node.args)
+        if self.class_names:
+            params = _mangled(params, self.class_names[-1])
         flags = 0
         if in_class and "staticmethod" not in decorators:
             flags |= SiteFlags.METHOD

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autotrace_helpers import import_source, recording, unique_module_name
+from autotrace_helpers import BYTECODE, import_source, recording, unique_module_name
 
 from execscope.attributes import RETURN_VALUE
 from execscope.autotrace import _runtime, sites_of
@@ -259,7 +259,7 @@ def test_a_module_imported_from_its_cached_rewrite_builds_no_site_either(tmp_pat
     selection = Selection(roots=(str(tmp_path.resolve()),), default_level=FULL, never=())
 
     def hook_import() -> types.ModuleType:
-        spec = RewritingFinder(selection).find_spec(name, [str(tmp_path)])
+        spec = RewritingFinder(selection, bytecode=BYTECODE).find_spec(name, [str(tmp_path)])
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

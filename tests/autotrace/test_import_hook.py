@@ -14,11 +14,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from autotrace_helpers import recording, unique_module_name
+from autotrace_helpers import BYTECODE, recording, unique_module_name
 
 import execscope.autotrace._hook as hook
 from conftest import BIN
 from execscope._launcher import command_line
+from execscope.autotrace._code_rewrite import rewrite_code
 from execscope.autotrace._hook import RewritingFinder, RewritingLoader, cache_tag, is_rewritten
 from execscope.autotrace._levels import FULL, TIMING
 from execscope.autotrace._rewriter import rewrite_tree
@@ -34,7 +35,7 @@ def double(n):
 
 def hook_import(folder: Path, name: str, selection: Selection) -> ModuleType:
     """Import ``folder/<name>.py`` through a new ``RewritingFinder`` (as a new process would)."""
-    spec = RewritingFinder(selection).find_spec(name, [str(folder)])
+    spec = RewritingFinder(selection, bytecode=BYTECODE).find_spec(name, [str(folder)])
     assert spec is not None and isinstance(spec.loader, RewritingLoader), f"{name} was not selected"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -185,7 +186,7 @@ def test_a_file_imported_under_two_names_keeps_a_rewrite_for_each(
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "shared.py").write_text(MODULE_SOURCE, encoding="utf-8")
-    finder = RewritingFinder(selection)
+    finder = RewritingFinder(selection, bytecode=BYTECODE)
 
     def load(name: str, folder: Path) -> ModuleType:
         spec = finder.find_spec(name, [str(folder)])
@@ -219,7 +220,8 @@ def test_a_module_the_rewriter_cannot_handle_is_imported_unmodified_with_one_war
     def unsupported(*args: object, **kwargs: object) -> object:
         raise RuntimeError("unsupported construct")
 
-    monkeypatch.setattr(hook, "rewrite_tree", unsupported)
+    monkeypatch.setattr(hook, "rewrite_tree", unsupported)  # either rewrite: of the tree ...
+    monkeypatch.setattr(hook._code_rewrite, "rewrite_code", unsupported)  # ... or of the compiled code
     with caplog.at_level(logging.WARNING, logger="execscope.autotrace"):
         module = hook_import(project, name, selection)
 
@@ -233,6 +235,7 @@ def test_a_module_the_rewriter_cannot_handle_is_imported_unmodified_with_one_war
     # The unmodified code is not cached as if it were the rewrite: once the rewriter can handle
     # the module (a fixed execscope), the next start rewrites it.
     monkeypatch.setattr(hook, "rewrite_tree", rewrite_tree)
+    monkeypatch.setattr(hook._code_rewrite, "rewrite_code", rewrite_code)
     assert rewritten(hook_import(project, name, selection))
 
 
@@ -243,11 +246,16 @@ def test_the_cyclic_collector_pauses_while_a_module_is_rewritten_and_is_left_as_
     name = module_in(project)
     seen: list[bool] = []
 
-    def observed(*args: Any, **kwargs: Any) -> Any:
-        seen.append(gc.isenabled())
-        return rewrite_tree(*args, **kwargs)
+    def observed(rewrite: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen.append(gc.isenabled())
+            return rewrite(*args, **kwargs)
 
-    monkeypatch.setattr(hook, "rewrite_tree", observed)
+        return run
+
+    # Whichever rewrite runs here: of the compiled code where that pass is compiled, else of the tree.
+    monkeypatch.setattr(hook, "rewrite_tree", observed(rewrite_tree))
+    monkeypatch.setattr(hook._code_rewrite, "rewrite_code", observed(hook._code_rewrite.rewrite_code))
     was = gc.isenabled()
     (gc.enable if collecting else gc.disable)()
     try:
@@ -372,7 +380,7 @@ def test_a_submodule_of_an_installed_package_is_passed_over_without_searching_fo
     (project / "own").mkdir()
     (project / "own" / "__init__.py").write_text("")
     (project / "own" / "part.py").write_text("def f():\n    return 1\n")
-    finder = RewritingFinder(Selection(roots=(str(project),), default_level=FULL))
+    finder = RewritingFinder(Selection(roots=(str(project),), default_level=FULL), bytecode=BYTECODE)
 
     assert finder.find_spec("library.part", [str(installed)]) is None
     assert searched == []
@@ -398,7 +406,7 @@ def test_the_finder_sits_right_before_path_finder_and_hands_on_what_it_does_not_
         (elsewhere / f"{name}.py").write_text("VALUE = 42\n")
     monkeypatch.syspath_prepend(str(elsewhere))
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
-    finder = hook.install_finder(Selection(roots=(str(project),), default_level=FULL))
+    finder = hook.install_finder(Selection(roots=(str(project),), default_level=FULL), bytecode=BYTECODE)
     try:
         assert sys.meta_path[sys.meta_path.index(finder) + 1] is hook.PathFinder
         first = importlib.import_module(names[0])
@@ -459,7 +467,9 @@ def test_whether_a_package_folder_may_hold_a_selected_module(
 
 
 def test_execscope_itself_is_never_found_for_rewriting(project: Path) -> None:
-    finder = RewritingFinder(Selection(roots=(str(project),), include=("execscope", "execscope.*", "*")))
+    finder = RewritingFinder(
+        Selection(roots=(str(project),), include=("execscope", "execscope.*", "*")), bytecode=BYTECODE
+    )
     assert finder.find_spec("execscope._launcher") is None
     assert finder.find_spec("execscope") is None
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from autotrace_helpers import BYTECODE
 
 import execscope.autotrace._hook as hook
 from conftest import clean_environment, execscope, execscope_json
@@ -36,7 +37,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def finder_for(root: Path, **options: object) -> RewritingFinder:
-    return RewritingFinder(Selection(roots=(str(root),), default_level=FULL, **options))  # type: ignore[arg-type]
+    return RewritingFinder(Selection(roots=(str(root),), default_level=FULL, **options), bytecode=BYTECODE)  # type: ignore[arg-type]
 
 
 def cache_files(folder: Path) -> dict[str, tuple[int, int]]:
@@ -93,6 +94,7 @@ def test_what_cannot_be_rewritten_or_compiled_is_reported_by_module(
     assert name == "app.broken" and error.startswith("SyntaxError")
 
     monkeypatch.setattr(hook, "rewrite_tree", unsupported)
+    monkeypatch.setattr(hook._code_rewrite, "rewrite_code", unsupported)
     report = precompile([project / "app" / "util.py"], finder_for(project))
     assert report.unmodified == ["app.util"]
     assert not cache_files(project)  # unmodified code is not cached as the rewrite

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from autotrace_helpers import ACCELERATED
+from autotrace_helpers import ACCELERATED, BYTECODE
 
 from execscope.autotrace import _runtime
 from execscope.autotrace._levels import ARGS
@@ -56,6 +56,7 @@ def test_a_site_runs_on_the_python_core_when_asked() -> None:
 
 
 @pytest.mark.skipif(not ACCELERATED, reason="this run is the Python core's already")
+@pytest.mark.skipif(not BYTECODE, reason="the ast rewrite's run: the main run starts the Python core's")
 def test_the_whole_suite_passes_on_the_python_core_too() -> None:
     environment = {**os.environ, "EXECSCOPE_AUTOTRACE_ACCELERATOR": "false"}
     result = subprocess.run(
