@@ -292,9 +292,11 @@ class Execscope(Exported):
         otel_root: bool = False,
         otlp: bool = False,
         pipeline: bool = False,
+        bytecode: bool = True,
     ) -> None:
         super().__init__(label, function, calls, otlp=otlp, pipeline=pipeline)
         self.level = level
+        self.bytecode = bytecode
         self.sampled = sampled
         self.min_duration_ms = min_duration_ms
         self.otel_root = otel_root
@@ -332,7 +334,8 @@ class Execscope(Exported):
         )
         try:
             module = import_from_spec(
-                self.module_name, RewritingFinder(selection).find_spec(self.module_name, [str(folder)])
+                self.module_name,
+                RewritingFinder(selection, bytecode=self.bytecode).find_spec(self.module_name, [str(folder)]),
             )
         finally:
             _runtime.configure(previous)
@@ -424,6 +427,11 @@ def _variants(calls: dict[str, int], otlp_calls: int, logfire: bool) -> dict[str
         add("args_unsampled_otel", Execscope, level="args", otel_root=True, sampled=False)
         for level in LEVELS:
             add(f"{level}_below_min", Execscope, level=level, min_duration_ms=MIN_DURATION_MS)
+        # The same at level args through the ast rewrite (where the bytecode rewrite is not
+        # available), which adds the same calls as Python code: beside the default for comparison.
+        add("ast_args", Execscope, level="args", bytecode=False)
+        add("ast_args_unsampled", Execscope, level="args", sampled=False, bytecode=False)
+        add("ast_args_below_min", Execscope, level="args", min_duration_ms=MIN_DURATION_MS, bytecode=False)
     variants["otlp/sdk_span"] = partial(SdkSpan, "otlp/sdk_span", "f", otlp_calls, otlp=True)
     variants["otlp/args"] = partial(
         Execscope, "otlp/args", "f", otlp_calls, level="args", otlp=True, pipeline=True

@@ -29,7 +29,7 @@ def test_autotrace_runs_every_variant_and_reports_the_targets() -> None:
 
     names = {variant.name for variant in result.variants}
     for group in ("f", "work"):
-        for kind in ("plain", "sdk_span", "timing", "args", "full", "args_unsampled_otel"):
+        for kind in ("plain", "sdk_span", "timing", "args", "full", "args_unsampled_otel", "ast_args"):
             assert f"{group}/{kind}" in names
         for level in autotrace.LEVELS:
             assert {f"{group}/{level}_unsampled", f"{group}/{level}_below_min"} <= names

@@ -934,74 +934,79 @@ done:
     return status;
 }
 
+/* What to add to a code object read into ``r``, from the entry point's arguments. */
+typedef int (*Fill)(const Read *r, Additions *a, PyObject *const *args);
+
+/* Read ``code``, fill in what to add, and rebuild it. */
 static PyObject *
-patch_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+run_pass(PyObject *code, Fill fill, PyObject *const *args)
 {
-    /* (code, names: tuple of 10 ints, capture_return, generator, async_generator, none_returned) */
-    if (nargs != 6 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 10 || !PyAnySet_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "patch_function(code, names, capture_return, generator, async_generator, none_returned)");
-        return NULL;
-    }
-    int values[10];
-    for (int k = 0; k < 10; k++) {
-        values[k] = (int)PyLong_AsLong(PyTuple_GET_ITEM(args[1], k));
-        if (values[k] == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
     Read r;
     Additions a;
     PyObject *result = NULL;
     memset(&a, 0, sizeof(a));
-    if (read_code(args[0], &r) || additions_alloc(&a, r.code.count)) {
-        goto done;
+    if (read_code(code, &r) == 0 && additions_alloc(&a, r.code.count) == 0 && fill(&r, &a, args) == 0) {
+        result = rebuild(&r.code, r.positions, r.entries, r.entry_count, r.first_line, &a);
     }
-    Names names = {values[0], values[1], values[2], values[3], values[4],
-                   values[5], values[6], values[7], values[8], values[9]};
-    a.names = names;
-    if (function_additions(&r, &a, PyObject_IsTrue(args[2]), PyObject_IsTrue(args[3]), PyObject_IsTrue(args[4]),
-                           args[5])) {
-        goto done;
-    }
-    result = rebuild(&r.code, r.positions, r.entries, r.entry_count, r.first_line, &a);
-done:
     additions_free(&a, r.code.count);
     read_free(&r);
     return result;
 }
 
+/* args: (code, names: tuple of 10 ints, capture_return, generator, async_generator, none_returned) */
+static int
+fill_function(const Read *r, Additions *a, PyObject *const *args)
+{
+    int v[10];
+    for (int k = 0; k < 10; k++) {
+        v[k] = (int)PyLong_AsLong(PyTuple_GET_ITEM(args[1], k));
+        if (v[k] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    Names names = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
+    a->names = names;
+    return function_additions(r, a, PyObject_IsTrue(args[2]), PyObject_IsTrue(args[3]), PyObject_IsTrue(args[4]),
+                              args[5]);
+}
+
+static PyObject *
+patch_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 10 || !PyAnySet_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "patch_function(code, names, capture_return, generator, async_generator, none_returned)");
+        return NULL;
+    }
+    return run_pass(args[0], fill_function, args);
+}
+
+/* args: (code, header: tuple of (op, arg)), the header run first, after the module's RESUME */
+static int
+fill_module(const Read *r, Additions *a, PyObject *const *args)
+{
+    int first = first_resume(&r->code);
+    if (first < 0) {
+        return -1;
+    }
+    a->first = first;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(args[1]); k++) {
+        int op, arg;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(args[1], k), "ii", &op, &arg) || snippet_add(&a->after[first], op, arg)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 patch_module(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    /* (code, header: sequence of (op, arg)) */
     if (nargs != 2 || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "patch_module(code, header)");
         return NULL;
     }
-    Read r;
-    Additions a;
-    PyObject *result = NULL;
-    memset(&a, 0, sizeof(a));
-    if (read_code(args[0], &r) || additions_alloc(&a, r.code.count)) {
-        goto done;
-    }
-    int first = first_resume(&r.code);
-    if (first < 0) {
-        goto done;
-    }
-    a.first = first;
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(args[1]); k++) {
-        int op, arg;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(args[1], k), "ii", &op, &arg) || snippet_add(&a.after[first], op, arg)) {
-            goto done;
-        }
-    }
-    result = rebuild(&r.code, r.positions, r.entries, r.entry_count, r.first_line, &a);
-done:
-    additions_free(&a, r.code.count);
-    read_free(&r);
-    return result;
+    return run_pass(args[0], fill_module, args);
 }
 
 static PyObject *

@@ -14,10 +14,11 @@ is parsed on its own and asked exactly as the ast rewrite asks.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import unicodedata
-from types import CodeType
-from typing import Any, Final, Protocol
+from types import CodeType, ModuleType
+from typing import Any, Final
 
 from execscope.autotrace import _bytecode as bc
 from execscope.autotrace._levels import ARGS, OFF, SiteFlags
@@ -32,34 +33,20 @@ from execscope.autotrace._rewriter import (
     describe_sites,
 )
 
-
-class Pass(Protocol):
-    """The pass over one code object: ``_bytecode_speedups`` (C) or ``_bytecode`` (its
-    specification, in Python)."""
-
-    def patch_function(
-        self,
-        code: CodeType,
-        names: tuple[int, ...],
-        capture_return: bool,
-        generator: bool,
-        async_generator: bool,
-        none_returned: frozenset[tuple[int, int]],
-    ) -> bc.Tables: ...
-
-    def patch_module(self, code: CodeType, header: tuple[tuple[int, int], ...]) -> bc.Tables: ...
+#: The pass over one code object: ``_bytecode_speedups`` (C) or ``_bytecode`` (its specification
+#: in Python), modules with the same ``patch_function`` and ``patch_module``.
+Pass = ModuleType
 
 
 def _compiled_pass() -> Pass | None:
     if not bc.SUPPORTED:
         return None
     try:
-        from execscope.autotrace import _bytecode_speedups  # type: ignore[attr-defined]
-
-        _bytecode_speedups.configure(*bc.tables())
+        compiled = importlib.import_module("execscope.autotrace._bytecode_speedups")
+        compiled.configure(*bc.tables())
     except Exception:  # not compiled here (no compiler at install): the ast rewrite runs
         return None
-    return _bytecode_speedups  # type: ignore[no-any-return]
+    return compiled
 
 
 #: The pass in C, where this interpreter's code can be rewritten and the pass was compiled at

@@ -42,7 +42,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 
@@ -206,18 +206,29 @@ def _is_generator(node: ast.FunctionDef | ast.AsyncFunctionDef, source: _SourceI
     return False
 
 
-def _own_returns(statements: list[ast.stmt], found: list[ast.Return]) -> list[ast.Return]:
-    """The ``return`` statements among ``statements`` and the blocks nested in them, not in
-    nested functions or classes."""
-    for statement in statements:
-        if isinstance(statement, ast.Return):
+_Found = TypeVar("_Found", bound=ast.stmt)
+
+
+def _statements_of(statements: list[ast.stmt], kinds: tuple[type[_Found], ...]) -> list[_Found]:
+    """The statements of ``kinds`` among ``statements`` and the blocks nested in them (not in
+    nested functions or classes, nor in what they found)."""
+    found: list[_Found] = []
+    stack = list(reversed(statements))
+    while stack:
+        statement = stack.pop()
+        if isinstance(statement, kinds):
             found.append(statement)
-        else:
-            fields = _BLOCKS.get(type(statement))
-            if fields is not None:
-                for block in _blocks(statement, fields):
-                    _own_returns(block, found)
+            continue
+        fields = _BLOCKS.get(type(statement))
+        if fields is not None:
+            for block in reversed(_blocks(statement, fields)):
+                stack.extend(reversed(block))
     return found
+
+
+def _own_returns(statements: list[ast.stmt]) -> list[ast.Return]:
+    """The ``return`` statements of a function's own: among ``statements`` and their blocks."""
+    return _statements_of(statements, (ast.Return,))
 
 
 def _is_owner_attribute(target: ast.AST, owner: str) -> bool:
@@ -508,7 +519,7 @@ class _ScopedRewrite(ast.NodeTransformer):
         # A node whose lines have no ``yield`` has none inside: only a statement's returns change.
         if not self.source.may_yield_in(node):
             if self.capture_return and isinstance(node, ast.stmt):
-                for statement in _own_returns([node], []):
+                for statement in _own_returns([node]):
                     if statement.value is not None:
                         statement.value = self._call("ret", statement.value, statement.value)
             return node
@@ -668,7 +679,7 @@ class _ModuleRewrite:
         return owner is not None and _statements_assign_owner(method.body, owner)
 
     def class_(self, node: ast.ClassDef) -> None:
-        methods = _class_methods(node.body, [])
+        methods = class_methods(node.body)
         stateful = any(
             self._stateful_method(m)
             for m in methods
@@ -692,7 +703,7 @@ class _ModuleRewrite:
         qualname = outer + name
         self.prefix = qualname + ".<locals>."
         self.method_of = None
-        outer_globals, self.globals = self.globals, _declared_global(node.body, set())
+        outer_globals, self.globals = self.globals, declared_global(node.body)
         returns: list[ast.Return] = []
         outer_guards, self.guards = self.guards, 0
         self.statements(node.body, returns)
@@ -765,33 +776,15 @@ def binding_flags(
     return 0
 
 
-def _declared_global(statements: list[ast.stmt], found: set[str]) -> set[str]:
+def declared_global(statements: list[ast.stmt]) -> set[str]:
     """The names ``global`` statements declare among ``statements`` and their blocks."""
-    for statement in statements:
-        if isinstance(statement, ast.Global):
-            found.update(statement.names)
-        else:
-            fields = _BLOCKS.get(type(statement))
-            if fields is not None:
-                for block in _blocks(statement, fields):
-                    _declared_global(block, found)
-    return found
+    return {name for statement in _statements_of(statements, (ast.Global,)) for name in statement.names}
 
 
-def _class_methods(
-    statements: list[ast.stmt], found: list[ast.FunctionDef | ast.AsyncFunctionDef]
-) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+def class_methods(statements: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
     """The functions defined in a class body: its statements and the blocks nested in them (a
-    method defined under an ``if`` or a ``try``), not in nested functions or classes."""
-    for statement in statements:
-        if isinstance(statement, _FUNCTIONS):
-            found.append(statement)
-        else:
-            fields = _BLOCKS.get(type(statement))
-            if fields is not None:
-                for block in _blocks(statement, fields):
-                    _class_methods(block, found)
-    return found
+    method defined under an ``if`` or a ``try``)."""
+    return _statements_of(statements, _FUNCTIONS)
 
 
 def _mangled(names: tuple[str, ...], class_name: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,6 +93,23 @@ def recording(
         RECORDER.flush()
         _runtime.configure(previous)
         provider.shutdown()
+
+
+def assert_suite_passes_in_a_child(**environment: str) -> None:
+    """This folder's tests, run again by a child interpreter with ``environment`` added (another
+    core, another rewrite), all pass."""
+    here = Path(__file__).resolve().parent
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(here)],
+        cwd=here.parents[1],
+        env={**os.environ, **environment},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout.splitlines()[-1]
 
 
 def unique_module_name(stem: str = "mod") -> str:

@@ -40,10 +40,10 @@ from execscope.autotrace._rewriter import (
     LevelFor,
     RewriteResult,
     SiteDescriptor,
-    _class_methods,
-    _declared_global,
     _first_code,
     _mangled,
+    class_methods,
+    declared_global,
     rewrite_tree,
 )
 from execscope.autotrace._runtime import _parse_descriptor
@@ -246,7 +246,7 @@ class _ModuleRewrite(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         qualname = self._child_qualname(node.name)
-        methods = _class_methods(node.body, [])
+        methods = class_methods(node.body)
         stateful = any(
             _assigns_self(m) for m in methods if not _decorator_names(m) & {"staticmethod", "classmethod"}
         ) or any(isinstance(b, ast.Name) and b.id in self.stateful_classes for b in node.bases)
@@ -285,7 +285,7 @@ class _ModuleRewrite(ast.NodeVisitor):
         qualname = self._child_qualname(node.name)
         outer = self.qualname, self.method_of, self.globals
         self.qualname = [*qualname.split("."), "<locals>"]
-        self.method_of, self.globals = None, _declared_global(node.body, set())
+        self.method_of, self.globals = None, declared_global(node.body)
         for statement in node.body:
             self.visit(statement)
         self.qualname, self.method_of, self.globals = outer

@@ -9,19 +9,13 @@ both. In CI the C core must have been built: a silent fallback would hide a slow
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from autotrace_helpers import ACCELERATED, BYTECODE
+from autotrace_helpers import ACCELERATED, BYTECODE, assert_suite_passes_in_a_child
 
 from execscope.autotrace import _runtime
 from execscope.autotrace._levels import ARGS
 from execscope.autotrace._recorder import Recorder
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 def site(*, accelerated: bool, recorder: Recorder | None = None) -> _runtime.Site:
@@ -58,16 +52,4 @@ def test_a_site_runs_on_the_python_core_when_asked() -> None:
 @pytest.mark.skipif(not ACCELERATED, reason="this run is the Python core's already")
 @pytest.mark.skipif(not BYTECODE, reason="the ast rewrite's run: the main run starts the Python core's")
 def test_the_whole_suite_passes_on_the_python_core_too() -> None:
-    environment = {**os.environ, "EXECSCOPE_AUTOTRACE_ACCELERATOR": "false"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(HERE)],
-        cwd=REPO,
-        env=environment,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout.splitlines()[-1]
+    assert_suite_passes_in_a_child(EXECSCOPE_AUTOTRACE_ACCELERATOR="false")

@@ -16,8 +16,6 @@ import dis
 import importlib.util
 import marshal
 import os
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -25,15 +23,12 @@ from types import CodeType
 
 import pytest
 import test_equivalence
-from autotrace_helpers import ACCELERATED, BYTECODE, import_source, recording
+from autotrace_helpers import ACCELERATED, BYTECODE, assert_suite_passes_in_a_child, import_source, recording
 
 from bench.autotrace_import import generate_module
 from execscope.autotrace import _bytecode, _code_rewrite
 from execscope.autotrace._levels import ARGS, FULL, TIMING
 from execscope.autotrace._rewriter import Decision, rewrite_tree
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 needs_pass = pytest.mark.skipif(not _code_rewrite.AVAILABLE, reason="the bytecode pass is not compiled here")
 
@@ -183,16 +178,4 @@ def test_in_ci_the_bytecode_pass_was_compiled() -> None:
 @pytest.mark.skipif(not BYTECODE, reason="this run is the ast rewrite's already")
 @pytest.mark.skipif(not ACCELERATED, reason="the Python core's run: the main run starts the ast rewrite's")
 def test_the_whole_suite_passes_on_the_ast_rewrite_too() -> None:
-    environment = {**os.environ, "EXECSCOPE_AUTOTRACE_BYTECODE": "false"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(HERE)],
-        cwd=REPO,
-        env=environment,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout.splitlines()[-1]
+    assert_suite_passes_in_a_child(EXECSCOPE_AUTOTRACE_BYTECODE="false")
