@@ -1,7 +1,10 @@
 """The hot path: what a rewritten function runs on every call.
 
-A rewritten function's body is wrapped in ``with __execscope_sites__.<module key>[i]:`` where the item is
-this module's :class:`Site`. The design keeps the common cases cheap:
+A rewritten function calls its :class:`Site` (``__execscope_sites__.<module key>[i]``) as a ``with``
+would: ``__enter__`` where its body starts, ``__exit__`` with the exception that escapes it, and
+at a ``return`` either ``ret_leave``/``leave`` (the bytecode rewrite: the value kept or not, and
+the call ended, in one call) or ``ret``/``ret_exit`` followed by the ``with``'s own exit (the
+``ast`` rewrite, whose body is wrapped in ``with site:``). The design keeps the common cases cheap:
 
 * Per-call state is kept in the site's ``frames`` dict keyed by the calling frame, not in a
   local variable (the function's ``locals()`` stay exactly as written) nor in a wrapper frame
@@ -521,13 +524,13 @@ _ERRORS_ONLY: Final = [False]
 class Site:
     """One rewritten function: its static description, its level, and its in-flight calls.
 
-    ``__enter__``/``__exit__`` are called by the ``with`` the rewriter puts around the body;
-    ``ret`` (``ret_exit`` where nothing of the function's own runs between the ``return`` and
-    the ``with``'s exit), ``suspend``, ``resume`` and ``delegate`` by its rewritten ``return``,
-    ``yield`` and ``yield from``. ``frames`` maps each calling frame to its per-call state.
+    ``__enter__``/``__exit__`` are called where the body starts and where an exception leaves
+    it; ``ret_leave``/``leave`` (bytecode rewrite) or ``ret``/``ret_exit`` and ``__exit__``
+    (``ast`` rewrite) at a ``return``; ``suspend``, ``resume`` and ``delegate`` around ``yield``
+    and ``yield from``. ``frames`` maps each calling frame to its per-call state.
 
-    This class holds the recording logic. ``__enter__``, ``__exit__``, ``ret`` and
-    ``ret_exit`` come from a core: the C one (``_speedups.SiteCore``) where it was compiled,
+    This class holds the recording logic. ``__enter__``, ``__exit__``, ``ret``, ``ret_exit``,
+    ``leave`` and ``ret_leave`` come from a core: the C one (``_speedups.SiteCore``) where it was compiled,
     or the pure-Python :class:`_PythonCore` (``RuntimeConfig.accelerated`` false, or no C
     extension). Both answer the calls that record nothing themselves and hand every other one
     to ``_enter_slow``, ``_exit_slow`` (``_exit_timed`` for the C core's timed calls) and

@@ -2,8 +2,8 @@
  * The auto-instrumentor's hot path in C: what a rewritten function runs on every call when
  * the call records nothing.
  *
- * Why C: the ``with`` statement the rewriter puts around a function body calls ``__enter__``
- * and ``__exit__``. Written in Python, those two calls alone cost about 100 ns before doing
+ * Why C: a rewritten function calls its site's ``__enter__`` and, at its end, ``__exit__`` (or
+ * ``leave``/``ret_leave``). Written in Python, those two calls alone cost about 100 ns before doing
  * anything, which leaves no room for the "not sampled" and "below min_duration" cases to stay
  * under their budget of 300 ns per call. As C methods they cost a few ns, and the checks
  * behind them (is the current span a not-sampled marker? has this timed call stayed below its
