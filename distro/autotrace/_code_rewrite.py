@@ -70,7 +70,10 @@ _NAME_LOADS: Final = frozenset(
 _ATTRIBUTE_STORES: Final = frozenset({_OP["STORE_ATTR"], _OP["DELETE_ATTR"]})
 _STORES: Final = _ATTRIBUTE_STORES | {_OP["STORE_SUBSCR"], _OP["DELETE_SUBSCR"]}
 _SETATTR_NAMES: Final = frozenset({"setattr", "delattr", "__setattr__", "__delattr__"})
-_RETURN_NONE: Final = re.compile(r"(?<![\w.])return\b\s*(?:\(\s*)*(None)\b")
+#: ``return None`` (the words checked apart: a pattern that starts with the literal is searched
+#: twenty times faster than one that starts with a boundary).
+_RETURN_NONE: Final = re.compile(r"return\s*(?:\(\s*)*(None)\b")
+_NO_DECORATORS: Final[frozenset[str]] = frozenset()
 _DECORATOR: Final = re.compile(r"@\s*([^\W\d][\w.]*)")
 
 
@@ -174,23 +177,24 @@ class _Walk:
         self.sites: list[SiteDescriptor] = []
         self.stateful_classes: set[str] = set()
         self._lines: list[str] | None = None
-        self._none_returned: frozenset[tuple[int, int]] | None = None
+        self.none_returned = self._none_returned_in_source()
         self.shared: dict[object, object] = {}
 
-    @property
-    def none_returned(self) -> frozenset[tuple[int, int]]:
+    def _none_returned_in_source(self) -> frozenset[tuple[int, int]]:
         """Where (line, UTF-8 column) the source spells ``return None`` (the ``None``)."""
-        if self._none_returned is None:
-            found = set()
-            text = self.text
-            for match in _RETURN_NONE.finditer(text):
-                offset = match.start(1)
-                line_start = text.rfind("\n", 0, offset) + 1
-                prefix = text[line_start:offset]
-                column = len(prefix) if prefix.isascii() else len(prefix.encode("utf-8"))
-                found.add((text.count("\n", 0, offset) + 1, column))
-            self._none_returned = frozenset(found)
-        return self._none_returned
+        found = set()
+        text = self.text
+        for match in _RETURN_NONE.finditer(text):
+            start = match.start()
+            before, after = text[start - 1 : start], text[start + 6 : start + 7]
+            if (before.isidentifier() or before.isdigit() or before == ".") or after.isidentifier():
+                continue  # part of another name (``_return``, ``returnNone``)
+            offset = match.start(1)
+            line_start = text.rfind("\n", 0, offset) + 1
+            prefix = text[line_start:offset]
+            column = len(prefix) if prefix.isascii() else len(prefix.encode("utf-8"))
+            found.add((text.count("\n", 0, offset) + 1, column))
+        return frozenset(found)
 
     @property
     def text(self) -> str:
@@ -232,7 +236,7 @@ class _Walk:
         stateful = any(
             self._stateful_method(m)
             for m in methods
-            if not self._decorators(m) & {"staticmethod", "classmethod"}
+            if not self._definition(m)[1] & {"staticmethod", "classmethod"}
         ) or any(name in self.stateful_classes for name in _base_names(parent, code))
         if stateful:
             self.stateful_classes.add(code.co_name)
@@ -266,29 +270,20 @@ class _Walk:
 
     # -- functions ------------------------------------------------------------------------------
 
-    def _decorators(self, code: CodeType) -> set[str]:
-        """The names of a function's decorators as the ast rewrite takes them (a name, or the
-        last attribute of a dotted one, of the decorator or of the callable it calls)."""
+    def _definition(self, code: CodeType) -> tuple[int, frozenset[str]]:
+        """The line of ``def`` (the first line of the code object, or below its decorators) and
+        the names of the decorators as the ast rewrite takes them (a name, or the last attribute
+        of a dotted one, of the decorator or of the callable it calls)."""
         lines = self.lines
         first = code.co_firstlineno - 1
-        if first >= len(lines) or not lines[first].lstrip().startswith("@"):
-            return set()
-        text = "\n".join(lines[first : self._def_line(code) - 1])
+        if first >= len(lines) or lines[first].lstrip()[:1] != "@":
+            return code.co_firstlineno, _NO_DECORATORS
+        pattern = re.compile(r"\s*(?:async\s+)?def\s+" + re.escape(code.co_name) + r"\b")
+        line = next((n + 1 for n in range(first, len(lines)) if pattern.match(lines[n])), code.co_firstlineno)
+        text = "\n".join(lines[first : line - 1])
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
-        return {match.rsplit(".", 1)[-1] for match in _DECORATOR.findall(text)}
-
-    def _def_line(self, code: CodeType) -> int:
-        """The line of ``def``: the first line of the code object, or below its decorators."""
-        lines = self.lines
-        first = code.co_firstlineno - 1
-        if first >= len(lines) or not lines[first].lstrip().startswith("@"):
-            return code.co_firstlineno
-        pattern = re.compile(r"\s*(?:async\s+)?def\s+" + re.escape(code.co_name) + r"\b")
-        for number in range(first, len(lines)):
-            if pattern.match(lines[number]):
-                return number + 1
-        return code.co_firstlineno
+        return line, frozenset(match.rsplit(".", 1)[-1] for match in _DECORATOR.findall(text))
 
     def function(self, code: CodeType, in_class: bool, stateful_class: bool) -> CodeType:
         consts = self.children(code, in_class=False, stateful=False)
@@ -301,7 +296,7 @@ class _Walk:
         if level == OFF:
             return code.replace(co_consts=consts) if consts is not None else code
         params = parameters(code)
-        decorators = self._decorators(code) if in_class else set()
+        line, decorators = self._definition(code)
         flags = binding_flags(name, params, decorators, in_class, stateful_class, decision.stateful)
         generator = bool(code.co_flags & (_CO_GENERATOR | _CO_ASYNC_GENERATOR))
         if generator:
@@ -312,7 +307,7 @@ class _Walk:
         self.sites.append(
             SiteDescriptor(
                 qualname,
-                self._def_line(code),
+                line,
                 params,
                 flags,
                 level,
@@ -334,12 +329,22 @@ class _Walk:
         )
 
 
-_PLAIN_NAMES: Final = frozenset({"__exit__", "leave"})
-_GENERATOR_NAMES: Final = frozenset({"suspend", "resume", "delegate"})
-#: By generator, then by whether values are kept: the methods the added code calls.
-_USED_NAMES: Final = {
-    False: {False: _PLAIN_NAMES, True: _PLAIN_NAMES | {"ret_leave"}},
-    True: {False: _PLAIN_NAMES | _GENERATOR_NAMES, True: _PLAIN_NAMES | _GENERATOR_NAMES | {"ret_leave"}},
+def _methods_used(generator: bool, capture_return: bool) -> tuple[str, ...]:
+    """The site's methods the added code calls, in :data:`_bytecode.METHOD_NAMES` order: the
+    generator methods in generators, ``ret_leave`` where values are kept."""
+    used = {"__exit__", "leave"} | ({"suspend", "resume", "delegate"} if generator else set())
+    if capture_return:
+        used.add("ret_leave")
+    return tuple(name for name in bc.METHOD_NAMES if name in used)
+
+
+#: By generator, then by whether values are kept: the methods used, and where each of
+#: :data:`_bytecode.METHOD_NAMES` is among them (-1: not used).
+_USED: Final = {
+    (generator, keep): (used, tuple(used.index(n) if n in used else -1 for n in bc.METHOD_NAMES))
+    for generator in (False, True)
+    for keep in (False, True)
+    for used in [_methods_used(generator, keep)]
 }
 
 
@@ -362,17 +367,15 @@ def add_site_calls(
         shared = {}
     constants = list(code.co_consts if consts is None else consts)
     own = code.co_names
-    # Only the names the added code uses (a name it does not use has index -1): the generator
-    # methods in generators, ``ret_leave`` where values are kept.
-    used = _USED_NAMES[generator][capture_return]
-    wanted = (SITES_NAME, key, *(name for name in bc.METHOD_NAMES if name in used))
+    # Only the names the added code uses (a name it does not use has index -1).
+    used, positions = _USED[generator, capture_return]
+    wanted = (SITES_NAME, key, *used)
     if own and not set(wanted).isdisjoint(own):
         names = list(own)
         found = [_index(names, name) for name in wanted]
     else:  # most functions use none of these names: appended, in this order
         names = [*own, *wanted]
         found = list(range(len(own), len(names)))
-    where = dict(zip(wanted[2:], found[2:], strict=True))
     # A function with no None constant has no ``return None`` to tell apart: only a generator's
     # added ``resume(None)`` needs one.
     none = _index(constants, None) if generator or None in constants else -1
@@ -381,7 +384,7 @@ def add_site_calls(
         found[1],
         _index(constants, index),
         none,
-        *(where.get(name, -1) for name in bc.METHOD_NAMES),
+        *[found[2 + at] if at >= 0 else -1 for at in positions],
     )
     rebuilt, locations, exceptions = passes.patch_function(
         code,
@@ -394,11 +397,12 @@ def add_site_calls(
     # Equal tables and names are one object, as the compiler makes them: marshal then writes
     # each once (a module whose functions look alike caches at the size it would uncompiled).
     share = shared.setdefault
+    names_tuple = tuple(names)
     return code.replace(  # type: ignore[call-arg]  # co_exceptiontable: 3.11 (checked as 3.10)
         co_code=rebuilt,
         co_linetable=share(locations, locations),  # type: ignore[arg-type]
         co_exceptiontable=share(exceptions, exceptions),
-        co_names=share(tuple(names), tuple(names)),  # type: ignore[arg-type]
+        co_names=share(names_tuple, names_tuple),  # type: ignore[arg-type]
         co_consts=tuple(constants),
         co_stacksize=max(code.co_stacksize + bc.EXTRA_STACK, bc.HANDLER_STACK),
     )

@@ -765,7 +765,6 @@ def binding_flags(
     """The :class:`SiteFlags` of how a function is called: a method (bound to an instance or to
     its class: not a ``staticmethod``), of a stateful class (``stateful_class``, or ``stateful``
     in the plan); or a reducer (first parameter ``state``, or ``stateful`` in the plan)."""
-    decorators = frozenset(decorators)
     if in_class and "staticmethod" not in decorators:
         if "classmethod" in decorators or name in ("__new__", "__init_subclass__"):
             return SiteFlags.METHOD
