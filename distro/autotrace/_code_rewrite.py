@@ -6,9 +6,10 @@ ast rewrite (``_rewriter``) would give a site, describes each site as that rewri
 puts the registering call at the top of the module's code. The facts come from the code objects
 where they are exact there (qualified names, parameters, generators, which functions are
 methods) and from the source text where the code does not keep them (the line of a decorated
-``def`` and the names of its decorators). Whether a class is stateful is read from the
-instructions that store to attributes; a method whose stores the instructions alone cannot place
-is parsed on its own and asked exactly as the ast rewrite asks.
+``def``, the names of its decorators, and whether a ``return`` spells the ``None`` it returns:
+the ast rewrite keeps that value, not that of a bare ``return``). Whether a class is stateful is
+read from the instructions that store to attributes; a method whose stores the instructions
+alone cannot place is parsed on its own and asked exactly as the ast rewrite asks.
 """
 
 from __future__ import annotations
@@ -129,7 +130,11 @@ def rewrite_code(
 
 def _index(items: list[Any], value: object) -> int:
     """The index of ``value`` (equal and of the same type: ``0``, ``False`` and ``0.0`` are
-    different constants) in ``items``, appended if absent."""
+    different constants) in ``items``, appended if absent. A tuple is always appended: ``(1,)``
+    equals ``(True,)``."""
+    if type(value) is tuple:
+        items.append(value)
+        return len(items) - 1
     try:
         index = items.index(value)
         if type(items[index]) is type(value):
@@ -259,12 +264,17 @@ class _Walk:
             (end for _, end, _, _ in _all_positions(code) if end is not None), default=code.co_firstlineno
         )
         text = "\n".join(self.lines[code.co_firstlineno - 1 : last])
+        line: int | None = None  # in the lines alone, the outermost definition of the name is it
         try:
             tree = ast.parse("if 1:\n" + text if text[:1].isspace() else text)
-        except SyntaxError:
-            tree = ast.parse(self.source)  # a body the lines alone do not close: the whole module
+        except SyntaxError:  # a body the lines alone do not close: the whole module, at its line
+            tree, line = ast.parse(self.source), self._definition(code)[0]
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name == code.co_name
+                and line in (None, node.lineno)
+            ):
                 return node
         return None
 

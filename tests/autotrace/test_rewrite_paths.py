@@ -89,6 +89,43 @@ def test_both_rewrites_describe_the_same_sites(filename: str, source: str) -> No
     assert Counter(from_code) == Counter(from_tree)
 
 
+#: Methods whose stores make their class stateful or not, each read from the instructions or,
+#: where those do not place the target, from the method's own lines (or the module's).
+STATE_SHAPES = {
+    "attribute": "self.x = 1",
+    "augmented": "self.n += 1",
+    "item of an attribute": "self.items[key()] = 1",
+    "augmented item": "self.counts[k] += 1",
+    "nested attribute": "self.a.b = 1",
+    "unpacked": "self.x, self.y = 1, 2",
+    "deleted": "del self.x",
+    "setattr": "setattr(self, 'x', 1)",
+    "object.__setattr__": "object.__setattr__(self, 'x', 1)",
+    "in a closure": "def inner():\n            self.x = 1\n        inner()",
+    "own item (not stateful)": "self[0] = 1",
+    "another object (not stateful)": "other = object()\n        other.x = 1",
+    "a local's item (not stateful)": "d = {}\n        d['k'] = 1",
+    "a body the lines do not close": (
+        "try:\n            self.items[k()] = 1\n        finally:\n            pass"
+    ),
+}
+
+
+@needs_pass
+@pytest.mark.parametrize("body", list(STATE_SHAPES.values()), ids=list(STATE_SHAPES))
+def test_both_rewrites_find_the_same_stateful_classes(body: str) -> None:
+    source = (
+        f"class Holder:\n    def change(self, k=None, key=None):\n        {body}\n\n\n"
+        "class Child(Holder):\n    def get(self):\n        return 1\n"
+    )
+    code = compile(source, "m.py", "exec", dont_inherit=True)
+
+    from_code = _code_rewrite.rewrite_code(code, source, "m.py", lambda _: _level(FULL), "m_k").sites
+    from_tree = rewrite_tree(ast.parse(source), "m.py", lambda _: _level(FULL), "m_k", source=source).sites
+
+    assert Counter(from_code) == Counter(from_tree)
+
+
 @needs_pass
 def test_a_function_the_compiler_drops_as_unreachable_gets_no_site() -> None:
     """The one known difference: the ``ast`` rewrite also describes a function whose ``def``
