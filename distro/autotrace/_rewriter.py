@@ -48,7 +48,8 @@ from execscope.autotrace._levels import ARGS, OFF, SiteFlags
 
 SITES_NAME: Final = "__execscope_sites__"
 RUNTIME_MODULE: Final = "execscope.autotrace._runtime"
-#: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused.
+#: Bumped whenever the rewritten code changes shape, so cached rewrites are not reused: the code
+#: of either rewrite (of the tree, here; of the compiled code, ``_code_rewrite`` and ``_bytecode``).
 REWRITER_VERSION: Final = 11
 
 #: Methods the interpreter calls implicitly and often (hashing, comparison, attribute access,
