@@ -15,15 +15,18 @@ instructions. What a selected function gets:
   there, so a return and the handler find it without looking it up;
 * around each ``yield`` of a generator, ``suspend(value)`` before and ``resume(sent)`` after;
   ``delegate(iterator)`` before a ``yield from`` and ``resume(result)`` where it ends; and
-  ``resume(None)`` where an exception handler of a ``try`` starts (see ``reattach``);
+  ``resume(None)`` where each exception handler of a ``try`` starts (see ``reattach``; the ast
+  rewrite adds it to the ``try`` statements that hold a ``yield``, and elsewhere the span is
+  current already, so ``resume`` does nothing);
 * an exception handler at the end, given every part of the body no handler of its own covers:
   it calls the site's ``__exit__`` with the exception, as a ``with``'s handler does
   (``WITH_EXCEPT_START``), and re-raises it with the frame's position restored.
 
-The body's own instructions, their stack depths and their handlers are unchanged; jumps are
-re-aimed, and the exception and location tables are rebuilt around the added code. Added code
-takes the location of the instruction before it (as the compiler's own artificial code does),
-so tracebacks and line tracers see the lines they saw; the handler at the end has none.
+The body's own instructions are unchanged; its handlers keep one value more (the site, below
+what they kept); jumps are re-aimed, and the exception and location tables are rebuilt around
+the added code. Added code takes the location of the instruction before it (as the compiler's
+own artificial code does; the entry, that of the body's first instruction), so tracebacks and
+line tracers see the lines they saw; the handler at the end has none.
 
 Why not a wrapper or a ``sys.setprofile`` hook: a wrapper adds a frame (``sys._getframe(1)``,
 the recursion limit, tracebacks change) and a profile hook costs every call in the process.
