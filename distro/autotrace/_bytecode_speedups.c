@@ -182,6 +182,26 @@ jump_target(const Code *c, int i)
     return jump_kind[c->ops[i]] == 2 ? end - c->args[i] : end + c->args[i];
 }
 
+/* The instruction starting at code unit ``unit``, or -1 (``starts`` ascends: a binary search). */
+static int
+instruction_at(const Code *c, int unit)
+{
+    int low = 0, high = c->count - 1;
+    while (low <= high) {
+        int middle = low + (high - low) / 2;
+        if (c->starts[middle] == unit) {
+            return middle;
+        }
+        if (c->starts[middle] < unit) {
+            low = middle + 1;
+        }
+        else {
+            high = middle - 1;
+        }
+    }
+    return -1;
+}
+
 /* The instruction index starting at code unit ``unit`` (count for the end), or -1. */
 static int
 index_at(const int *index_of_unit, const Code *c, int unit)
@@ -863,12 +883,9 @@ function_additions(const Read *r, Additions *a, int capture_return, int generato
                     }
                     for (int j = 0; j < count; j++) {
                         if (jump_kind[c->ops[j]]) {
-                            int unit = jump_target(c, j);
-                            for (int k = 0; k < count; k++) {
-                                if (c->starts[k] == unit) {
-                                    is_target[k] = 1;
-                                    break;
-                                }
+                            int target = instruction_at(c, jump_target(c, j));
+                            if (target >= 0) {
+                                is_target[target] = 1;
                             }
                         }
                     }
@@ -905,14 +922,7 @@ function_additions(const Read *r, Additions *a, int capture_return, int generato
             }
             int send = i + 2;
             if (send < count && c->ops[send] == OP(SEND)) {
-                int unit = jump_target(c, send);
-                int end = -1;
-                for (int k = 0; k < count; k++) {
-                    if (c->starts[k] == unit) {
-                        end = k;
-                        break;
-                    }
-                }
+                int end = instruction_at(c, jump_target(c, send));
                 if (end < 0) {
                     PyErr_SetString(PyExc_ValueError, "a yield from that ends inside an instruction");
                     goto done;
