@@ -38,6 +38,7 @@ does in C with the same output; it is the specification that one is tested again
 from __future__ import annotations
 
 import dis
+import functools
 import opcode
 import sys
 from collections.abc import Sequence
@@ -91,7 +92,8 @@ NO_POSITION: Final[Position] = (-1, -1, -1, -1)
 
 @dataclass(frozen=True)
 class SiteNames:
-    """Indexes into the code's ``co_names``/``co_consts`` the added code uses (see ``names_for``)."""
+    """Indexes into the code's ``co_names``/``co_consts`` the added code uses (made by
+    ``_code_rewrite.add_site_calls``; -1 for one the function's added code does not use)."""
 
     registry: int  # __execscope_sites__ (a name)
     key: int  # the module's key (a name: an attribute of the registry)
@@ -124,6 +126,13 @@ class Instructions:
         op = self.ops[index]
         end = self.ends(index)
         return end - self.args[index] if op in _BACKWARD else end + self.args[index]
+
+    @functools.cached_property
+    def index_at(self) -> dict[int, int]:
+        """The instruction starting at each code unit that starts one (``length``: the count)."""
+        found = {start: index for index, start in enumerate(self.starts)}
+        found[self.length] = len(self.starts)
+        return found
 
     def ends(self, index: int) -> int:
         return self.starts[index + 1] if index + 1 < len(self.starts) else self.length
@@ -190,17 +199,22 @@ def enter(names: SiteNames) -> Code:
     return [*_site(names), (COPY, 1), (BEFORE_WITH, 0), (POP_TOP, 0), (POP_TOP, 0)]
 
 
+def _call_on_value(method: int) -> Code:
+    """With the site on top of the stack and a value below it: the value replaced by
+    ``site.<method>(value)``, the site taken off."""
+    return [(LOAD_METHOD, method), (SWAP, 2), (SWAP, 3), (PRECALL, 1), (CALL, 1)]
+
+
 def passes_through(names: SiteNames, method: int) -> Code:
     """The value on top of the stack replaced by ``site.<method>(value)``."""
-    return [*_site(names), (LOAD_METHOD, method), (SWAP, 2), (SWAP, 3), (PRECALL, 1), (CALL, 1)]
+    return [*_site(names), *_call_on_value(method)]
 
 
 def leave(names: SiteNames, keep_value: bool) -> Code:
-    """Before a ``RETURN_VALUE``, where the stack holds the site and the value: the value
-    replaced by ``site.ret_leave(value)`` (kept, the call ends) if ``keep_value``, else by
-    ``site.leave(value)`` (the call ends), the site taken off."""
-    method = names.ret_leave if keep_value else names.leave
-    return [(SWAP, 2), (LOAD_METHOD, method), (SWAP, 2), (SWAP, 3), (PRECALL, 1), (CALL, 1)]
+    """Before a ``RETURN_VALUE``, where the stack holds the site (kept since the entry) and the
+    value: the value replaced by ``site.ret_leave(value)`` (kept, the call ends) if
+    ``keep_value``, else by ``site.leave(value)`` (the call ends)."""
+    return [(SWAP, 2), *_call_on_value(names.ret_leave if keep_value else names.leave)]
 
 
 def reattach(names: SiteNames) -> Code:
@@ -231,7 +245,7 @@ def handler(names: SiteNames) -> tuple[Code, Code, Code]:
 def header(
     zero: int, fromlist: int, runtime: int, register: int, key: int, name: int, filename: int, sites: int
 ) -> Code:
-    """``import_module(RUNTIME, fromlist=('register',)).register(key, __name__, filename, sites)``:
+    """``__import__(RUNTIME, fromlist=('register',)).register(key, __name__, filename, sites)``:
     indexes of the constants ``0``, ``('register',)``, key, filename and sites, and of the names
     of the runtime module, ``register`` and ``__name__``."""
     return [
@@ -395,8 +409,7 @@ def _lay_out(instructions: Instructions, additions: Additions) -> _Layout:
     until no argument needs another ``EXTENDED_ARG`` (sizes only grow, so this ends)."""
     starts, ops, args = instructions.starts, instructions.ops, instructions.args
     count = len(ops)
-    index_at = {start: index for index, start in enumerate(starts)}
-    index_at[instructions.length] = count
+    index_at = instructions.index_at
     targets = {i: index_at[instructions.jump_target(i)] for i in range(count) if ops[i] in _JUMPS}
     before_size = {i: code_size(code) for i, code in additions.before.items()}
     after_size = {i: code_size(code) for i, code in additions.after.items()}
@@ -474,8 +487,7 @@ def rebuild(
     layout = _lay_out(instructions, additions)
     out, new_positions = _write(instructions, positions, additions, layout)
     group = layout.group
-    index_at = {start: index for index, start in enumerate(instructions.starts)}
-    index_at[instructions.length] = len(instructions.ops)
+    index_at = instructions.index_at
     # With a handler (a function), the site stays on the stack below the body's own values: every
     # handler of the body keeps one value more.
     shift = 1 if additions.handler is not None else 0
@@ -548,7 +560,9 @@ def function_additions(
             if capture_return and ops[i - 1] == LOAD_CONST and args[i - 1] == names.none:
                 if targets is None:
                     targets = {
-                        starts.index(instructions.jump_target(j)) for j in range(count) if ops[j] in _JUMPS
+                        instructions.index_at[instructions.jump_target(j)]
+                        for j in range(count)
+                        if ops[j] in _JUMPS
                     }
                 line, _, column, _ = positions[starts[i - 1]]
                 if i not in targets and (line, column) not in none_returned:
@@ -567,9 +581,10 @@ def function_additions(
             send = i + 2
             if send < count and ops[send] == SEND:
                 # Where the loop of ``yield from`` ends, with its result: the SEND's target.
-                _add(
-                    before, starts.index(instructions.jump_target(send)), passes_through(names, names.resume)
-                )
+                end = instructions.index_at[instructions.jump_target(send)]
+                if end == count:
+                    raise ValueError("a yield from that ends past the code")
+                _add(before, end, passes_through(names, names.resume))
         elif op == PUSH_EXC_INFO and i + 1 < count and ops[i + 1] != WITH_EXCEPT_START:
             # A handler of a ``try`` (not of a ``with``): nothing jumps to the instruction after
             # PUSH_EXC_INFO, so what runs before it runs once, in the handler's cleanup range.

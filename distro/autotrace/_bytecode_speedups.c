@@ -94,20 +94,26 @@ add_enter(Snippet *s, const Names *n)
             || snippet_add(s, OP(POP_TOP), 0) || snippet_add(s, OP(POP_TOP), 0)) ? -1 : 0;
 }
 
+/* With the site on top of the stack and a value below it: the value replaced by
+ * ``site.<method>(value)``, the site taken off. */
 static int
-add_passes_through(Snippet *s, const Names *n, int method)
+add_call_on_value(Snippet *s, int method)
 {
-    return (add_site(s, n) || snippet_add(s, OP(LOAD_METHOD), method) || snippet_add(s, OP(SWAP), 2)
-            || snippet_add(s, OP(SWAP), 3) || snippet_add(s, OP(PRECALL), 1) || snippet_add(s, OP(CALL), 1))
-               ? -1 : 0;
+    return (snippet_add(s, OP(LOAD_METHOD), method) || snippet_add(s, OP(SWAP), 2) || snippet_add(s, OP(SWAP), 3)
+            || snippet_add(s, OP(PRECALL), 1) || snippet_add(s, OP(CALL), 1)) ? -1 : 0;
 }
 
 static int
+add_passes_through(Snippet *s, const Names *n, int method)
+{
+    return (add_site(s, n) || add_call_on_value(s, method)) ? -1 : 0;
+}
+
+/* Before a RETURN_VALUE the site kept since the entry is below the value: swapped on top. */
+static int
 add_leave(Snippet *s, const Names *n, int keep_value)
 {
-    return (snippet_add(s, OP(SWAP), 2) || snippet_add(s, OP(LOAD_METHOD), keep_value ? n->ret_leave : n->leave)
-            || snippet_add(s, OP(SWAP), 2) || snippet_add(s, OP(SWAP), 3) || snippet_add(s, OP(PRECALL), 1)
-            || snippet_add(s, OP(CALL), 1)) ? -1 : 0;
+    return (snippet_add(s, OP(SWAP), 2) || add_call_on_value(s, keep_value ? n->ret_leave : n->leave)) ? -1 : 0;
 }
 
 static int
@@ -182,10 +188,14 @@ jump_target(const Code *c, int i)
     return jump_kind[c->ops[i]] == 2 ? end - c->args[i] : end + c->args[i];
 }
 
-/* The instruction starting at code unit ``unit``, or -1 (``starts`` ascends: a binary search). */
+/* The instruction starting at code unit ``unit`` (``count`` for the end of the code), or -1:
+ * a binary search, ``starts`` ascends. */
 static int
-instruction_at(const Code *c, int unit)
+index_at(const Code *c, int unit)
 {
+    if (unit == c->length) {
+        return c->count;
+    }
     int low = 0, high = c->count - 1;
     while (low <= high) {
         int middle = low + (high - low) / 2;
@@ -200,19 +210,6 @@ instruction_at(const Code *c, int unit)
         }
     }
     return -1;
-}
-
-/* The instruction index starting at code unit ``unit`` (count for the end), or -1. */
-static int
-index_at(const int *index_of_unit, const Code *c, int unit)
-{
-    if (unit == c->length) {
-        return c->count;
-    }
-    if (unit < 0 || unit > c->length) {
-        return -1;
-    }
-    return index_of_unit[unit];
 }
 
 static int
@@ -533,7 +530,6 @@ rebuild(const Code *c, const Pos *positions, Entry *entries, int entry_count, in
 {
     PyObject *result = NULL;
     int count = c->count;
-    int *index_of_unit = PyMem_Malloc(sizeof(int) * (c->length + 1));
     int *targets = PyMem_Malloc(sizeof(int) * (count + 1));
     int *before_size = PyMem_Calloc(count + 1, sizeof(int));
     int *after_size = PyMem_Calloc(count + 1, sizeof(int));
@@ -546,21 +542,15 @@ rebuild(const Code *c, const Pos *positions, Entry *entries, int entry_count, in
     Pos *new_positions = NULL;
     int new_positions_n = 0, new_positions_cap = 0;
     Snippet handler_before = {NULL, 0, 0}, handler_body = {NULL, 0, 0}, handler_cleanup = {NULL, 0, 0};
-    if (index_of_unit == NULL || targets == NULL || before_size == NULL || after_size == NULL || prefixes == NULL
+    if (targets == NULL || before_size == NULL || after_size == NULL || prefixes == NULL
         || new_args == NULL || group == NULL || at == NULL || rebuilt == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (int u = 0; u <= c->length; u++) {
-        index_of_unit[u] = -1;
-    }
-    for (int i = 0; i < count; i++) {
-        index_of_unit[c->starts[i]] = i;
-    }
     for (int i = 0; i < count; i++) {
         targets[i] = -1;
         if (jump_kind[c->ops[i]]) {
-            targets[i] = index_at(index_of_unit, c, jump_target(c, i));
+            targets[i] = index_at(c, jump_target(c, i));
             if (targets[i] < 0) {
                 PyErr_SetString(PyExc_ValueError, "a jump into the middle of an instruction");
                 goto done;
@@ -660,9 +650,9 @@ rebuild(const Code *c, const Pos *positions, Entry *entries, int entry_count, in
 
     int n = 0;
     for (int k = 0; k < entry_count; k++) {
-        int s = index_at(index_of_unit, c, entries[k].start);
-        int e = index_at(index_of_unit, c, entries[k].end);
-        int t = index_at(index_of_unit, c, entries[k].target);
+        int s = index_at(c, entries[k].start);
+        int e = index_at(c, entries[k].end);
+        int t = index_at(c, entries[k].target);
         if (s < 0 || e < 0 || t < 0) {
             PyErr_SetString(PyExc_ValueError, "an exception table entry inside an instruction");
             goto done;
@@ -736,7 +726,6 @@ rebuild(const Code *c, const Pos *positions, Entry *entries, int entry_count, in
         locations.n, exceptions.data ? (const char *)exceptions.data : "", exceptions.n);
 #undef ADD_POSITIONS
 done:
-    PyMem_Free(index_of_unit);
     PyMem_Free(targets);
     PyMem_Free(before_size);
     PyMem_Free(after_size);
@@ -883,7 +872,7 @@ function_additions(const Read *r, Additions *a, int capture_return, int generato
                     }
                     for (int j = 0; j < count; j++) {
                         if (jump_kind[c->ops[j]]) {
-                            int target = instruction_at(c, jump_target(c, j));
+                            int target = index_at(c, jump_target(c, j));
                             if (target >= 0) {
                                 is_target[target] = 1;
                             }
@@ -922,9 +911,9 @@ function_additions(const Read *r, Additions *a, int capture_return, int generato
             }
             int send = i + 2;
             if (send < count && c->ops[send] == OP(SEND)) {
-                int end = instruction_at(c, jump_target(c, send));
-                if (end < 0) {
-                    PyErr_SetString(PyExc_ValueError, "a yield from that ends inside an instruction");
+                int end = index_at(c, jump_target(c, send));
+                if (end < 0 || end == count) {
+                    PyErr_SetString(PyExc_ValueError, "a yield from that ends inside an instruction or past the code");
                     goto done;
                 }
                 if (add_passes_through(&a->before[end], n, n->resume)) {

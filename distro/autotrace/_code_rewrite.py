@@ -184,6 +184,9 @@ class _Walk:
         self._lines: list[str] | None = None
         self.none_returned = self._none_returned_in_source()
         self.shared: dict[object, object] = {}
+        # Decorated functions' (def line, decorators), by the code object's id (all stay alive
+        # in the module's code while it is walked).
+        self._decorated: dict[int, tuple[int, frozenset[str]]] = {}
 
     def _none_returned_in_source(self) -> frozenset[tuple[int, int]]:
         """Where (line, UTF-8 column) the source spells ``return None`` (the ``None``)."""
@@ -283,11 +286,19 @@ class _Walk:
     def _definition(self, code: CodeType) -> tuple[int, frozenset[str]]:
         """The line of ``def`` (the first line of the code object, or below its decorators) and
         the names of the decorators as the ast rewrite takes them (a name, or the last attribute
-        of a dotted one, of the decorator or of the callable it calls)."""
+        of a dotted one, of the decorator or of the callable it calls). A method's is read for
+        its class's statefulness and again for its site: the second time from ``_decorated``."""
         lines = self.lines
         first = code.co_firstlineno - 1
         if first >= len(lines) or lines[first].lstrip()[:1] != "@":
             return code.co_firstlineno, _NO_DECORATORS
+        known = self._decorated.get(id(code))
+        if known is None:
+            known = self._decorated[id(code)] = self._read_decorators(code, first)
+        return known
+
+    def _read_decorators(self, code: CodeType, first: int) -> tuple[int, frozenset[str]]:
+        lines = self.lines
         pattern = re.compile(r"\s*(?:async\s+)?def\s+" + re.escape(code.co_name) + r"\b")
         line = next((n + 1 for n in range(first, len(lines)) if pattern.match(lines[n])), code.co_firstlineno)
         text = "\n".join(lines[first : line - 1])

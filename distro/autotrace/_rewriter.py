@@ -792,10 +792,7 @@ def _mangled(names: tuple[str, ...], class_name: str) -> tuple[str, ...]:
     stripped = class_name.lstrip("_")
     if not stripped or not any(n.startswith("__") for n in names):
         return names
-    return tuple(
-        f"_{stripped}{n}" if n.startswith("__") and not n.endswith("__") and "." not in n else n
-        for n in names
-    )
+    return tuple(f"_{stripped}{n}" if n.startswith("__") and not n.endswith("__") else n for n in names)
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
