@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from execscope.autotrace import _runtime
+from execscope.autotrace import _code_rewrite, _runtime
 from execscope.autotrace._hook import RewritingFinder, imported_too_early, install_finder, remove_finder
 from execscope.autotrace._levels import level_number
 from execscope.autotrace._recorder import RECORDER, DropsUnmade
@@ -147,6 +147,11 @@ def install(
         )
         if settings.autotrace_accelerator and not _runtime.accelerated():
             _logger.info("execscope: the auto-instrumentor's C fast path is not compiled here; using Python")
+        if settings.autotrace_bytecode and not _code_rewrite.AVAILABLE:
+            _logger.info(
+                "execscope: the bytecode rewrite is not available here (CPython 3.11 with the pass compiled "
+                "at install); modules are rewritten through their ast tree (a dearer first import)"
+            )
         RECORDER.start(processor.on_end, provider.resource, _drops_unmade(processor))
         early = imported_too_early(selection)
         if early:
